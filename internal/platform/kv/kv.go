@@ -85,7 +85,8 @@ type Store interface {
 	// AdmitBatch runs several admissions in one round trip (pipelined on
 	// Redis). Each request is atomic on its own and they run in request order;
 	// results are in request order. An invalid request fails the whole batch
-	// before any runs; after any other error the batch may be partly applied.
+	// before any runs; after any other error only the error is returned and
+	// the batch may be partly applied.
 	AdmitBatch(ctx context.Context, reqs []WindowRequest) ([]WindowResult, error)
 
 	// Ping reports whether the backend is reachable.

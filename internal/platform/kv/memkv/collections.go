@@ -1,0 +1,141 @@
+package memkv
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"time"
+
+	"github.com/waypost/waypost/internal/platform/kv"
+)
+
+// ListPush appends vals to the list at key, keeps the newest maxLen elements
+// and, when ttl > 0, sets the list to expire ttl from now.
+func (s *Store) ListPush(ctx context.Context, key string, maxLen int, ttl time.Duration, vals ...[]byte) error {
+	if err := checkTTL("listpush", ttl); err != nil {
+		return err
+	}
+	sh, err := s.lock(ctx, "listpush", key)
+	if err != nil {
+		return err
+	}
+	defer sh.mu.Unlock()
+	if len(vals) == 0 {
+		return nil
+	}
+	now := s.now()
+	e := sh.live(key, now)
+	if e == nil {
+		e = &entry{kind: kindList}
+		sh.m[key] = e
+	} else if e.kind != kindList {
+		return wrongType("listpush", key)
+	}
+	for _, v := range vals {
+		e.list = append(e.list, clone(v))
+	}
+	if maxLen > 0 && len(e.list) > maxLen {
+		cut := len(e.list) - maxLen
+		// Clear the dropped head so the backing array does not pin it.
+		clear(e.list[:cut])
+		e.list = e.list[cut:]
+	}
+	if ttl > 0 {
+		e.expireAt = now + int64(ttl)
+	}
+	return nil
+}
+
+// ListRange returns copies of the elements from start to stop inclusive with
+// Redis LRANGE index rules.
+func (s *Store) ListRange(ctx context.Context, key string, start, stop int) ([][]byte, error) {
+	sh, err := s.lock(ctx, "listrange", key)
+	if err != nil {
+		return nil, err
+	}
+	defer sh.mu.Unlock()
+	e := sh.live(key, s.now())
+	if e == nil {
+		return [][]byte{}, nil
+	}
+	if e.kind != kindList {
+		return nil, wrongType("listrange", key)
+	}
+	lo, hi, ok := rangeBounds(len(e.list), start, stop)
+	if !ok {
+		return [][]byte{}, nil
+	}
+	out := make([][]byte, 0, hi-lo+1)
+	for _, v := range e.list[lo : hi+1] {
+		out = append(out, clone(v))
+	}
+	return out, nil
+}
+
+// rangeBounds applies LRANGE's rules: negative indexes count from the end, a
+// start before the head is clamped to 0, a stop past the tail to the last
+// element, and an empty or inverted range selects nothing.
+func rangeBounds(n, start, stop int) (lo, hi int, ok bool) {
+	if start < 0 {
+		start = max(n+start, 0)
+	}
+	if stop < 0 {
+		stop = n + stop
+	}
+	stop = min(stop, n-1)
+	if start > stop || start >= n {
+		return 0, 0, false
+	}
+	return start, stop, true
+}
+
+// HashIncrBy adds delta to field of the hash at key and returns its new value.
+func (s *Store) HashIncrBy(ctx context.Context, key, field string, delta int64, ttl time.Duration) (int64, error) {
+	if err := checkTTL("hashincrby", ttl); err != nil {
+		return 0, err
+	}
+	sh, err := s.lock(ctx, "hashincrby", key)
+	if err != nil {
+		return 0, err
+	}
+	defer sh.mu.Unlock()
+	now := s.now()
+	e := sh.live(key, now)
+	if e != nil && e.kind != kindHash {
+		return 0, wrongType("hashincrby", key)
+	}
+	var cur int64
+	if e != nil {
+		cur = e.hash[field]
+	}
+	n, ok := addInt(cur, delta)
+	if !ok {
+		return 0, fmt.Errorf("memkv: hashincrby %q %q: %d%+d overflows int64: %w", key, field, cur, delta, kv.ErrInvalidArgument)
+	}
+	if e == nil {
+		e = &entry{kind: kindHash, hash: make(map[string]int64)}
+		sh.m[key] = e
+	}
+	e.hash[field] = n
+	if ttl > 0 {
+		e.expireAt = now + int64(ttl)
+	}
+	return n, nil
+}
+
+// HashGetAll returns a copy of every field of the hash at key.
+func (s *Store) HashGetAll(ctx context.Context, key string) (map[string]int64, error) {
+	sh, err := s.lock(ctx, "hashgetall", key)
+	if err != nil {
+		return nil, err
+	}
+	defer sh.mu.Unlock()
+	e := sh.live(key, s.now())
+	if e == nil {
+		return map[string]int64{}, nil
+	}
+	if e.kind != kindHash {
+		return nil, wrongType("hashgetall", key)
+	}
+	return maps.Clone(e.hash), nil
+}

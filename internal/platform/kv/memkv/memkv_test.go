@@ -1,0 +1,156 @@
+package memkv
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/waypost/waypost/internal/platform/kv"
+	"github.com/waypost/waypost/internal/platform/kv/kvtest"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+func newStore(t testing.TB, opts ...Option) *Store {
+	s := New(opts...)
+	t.Cleanup(func() { require.NoError(t, s.Close()) })
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	kvtest.Run(t, func(t *testing.T) kv.Store { return newStore(t) })
+}
+
+// fakeClock is a hand-moved clock.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+func TestInjectedClockDrivesExpiry(t *testing.T) {
+	clock := &fakeClock{now: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}
+	s := newStore(t, WithClock(clock.Now), WithSweepInterval(0))
+	ctx := t.Context()
+
+	require.NoError(t, s.Set(ctx, "k", []byte("v"), time.Minute))
+	_, err := s.IncrBy(ctx, "c", 1, clock.Now().Add(time.Hour))
+	require.NoError(t, err)
+	_, err = s.Admit(ctx, kv.WindowRequest{Key: "w", Member: "m", Now: clock.Now(), Window: 10 * time.Minute, Limit: 1})
+	require.NoError(t, err)
+
+	tests := []struct {
+		advance time.Duration
+		k, c, w bool // present after the advance
+	}{
+		{time.Minute - time.Nanosecond, true, true, true},
+		{time.Nanosecond, false, true, true},
+		{9 * time.Minute, false, true, false},
+		{50 * time.Minute, false, false, false},
+	}
+	for _, tc := range tests {
+		clock.Add(tc.advance)
+		for key, want := range map[string]bool{"k": tc.k, "c": tc.c, "w": tc.w} {
+			_, err := s.Get(ctx, key)
+			if want {
+				require.NotErrorIs(t, err, kv.ErrNotFound, "%s at %v", key, clock.Now())
+			} else {
+				require.ErrorIs(t, err, kv.ErrNotFound, "%s at %v", key, clock.Now())
+			}
+		}
+	}
+}
+
+func TestSweeperRemovesUntouchedKeys(t *testing.T) {
+	clock := &fakeClock{now: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}
+	s := newStore(t, WithClock(clock.Now), WithSweepInterval(time.Millisecond))
+	ctx := t.Context()
+	const n = 5000
+	for i := range n {
+		require.NoError(t, s.Set(ctx, fmt.Sprint("tmp", i), []byte("v"), time.Second))
+	}
+	require.NoError(t, s.Set(ctx, "keep", []byte("v"), 0))
+	require.Equal(t, n+1, size(s))
+	clock.Add(time.Second)
+	require.Eventually(t, func() bool { return size(s) == 1 }, 10*time.Second, time.Millisecond)
+	v, err := s.Get(ctx, "keep")
+	require.NoError(t, err)
+	require.Equal(t, "v", string(v))
+}
+
+func TestCloseStopsSweeperAndIsIdempotent(t *testing.T) {
+	s := New(WithSweepInterval(time.Millisecond))
+	require.NoError(t, s.Ping(t.Context()))
+	require.NoError(t, s.Close())
+	require.NoError(t, s.Close())
+	require.Error(t, s.Ping(t.Context()))
+
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	_, err := New(WithSweepInterval(0)).Get(ctx, "k")
+	require.ErrorIs(t, err, context.Canceled)
+}
+
+func TestWindowOrdering(t *testing.T) {
+	w := newWindow()
+	for _, p := range []struct {
+		m  string
+		at int64
+	}{{"c", 30}, {"a", 10}, {"d", 40}, {"b", 20}, {"b2", 20}, {"a", 35}} {
+		w.add(p.m, p.at)
+	}
+	var got []string
+	for _, p := range w.pts[w.head:] {
+		got = append(got, p.member)
+	}
+	require.Equal(t, []string{"b", "b2", "c", "a", "d"}, got)
+	require.Len(t, w.idx, 5)
+	w.prune(30)
+	require.Equal(t, 3, w.count())
+	require.Equal(t, map[string]int64{"c": 30, "a": 35, "d": 40}, w.idx)
+	w.prune(41)
+	require.Equal(t, 0, w.count())
+	require.Empty(t, w.idx)
+}
+
+// size counts the keys held, expired or not.
+func size(s *Store) int {
+	n := 0
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		n += len(sh.m)
+		sh.mu.Unlock()
+	}
+	return n
+}
+
+func BenchmarkAdmit(b *testing.B) {
+	kvtest.BenchAdmitParallel(b, newStore(b))
+}
+
+func BenchmarkAdmitSerial(b *testing.B) {
+	kvtest.BenchAdmitSerial(b, newStore(b))
+}
+
+func BenchmarkAdmitBatch100(b *testing.B) {
+	kvtest.BenchAdmitBatch(b, newStore(b), 100)
+}

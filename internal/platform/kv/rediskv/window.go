@@ -1,0 +1,164 @@
+package rediskv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/waypost/waypost/internal/platform/kv"
+)
+
+// admitChunk is how many admissions one script call carries. Larger chunks
+// amortise the call's fixed cost further but hold the server longer, since a
+// script runs alone; 32 admissions take well under a millisecond.
+const admitChunk = 32
+
+func checkWindow(req kv.WindowRequest) error {
+	var why string
+	switch {
+	case req.Key == "":
+		why = "empty key"
+	case req.Member == "":
+		why = "empty member"
+	case req.Now.IsZero():
+		why = "zero now"
+	case req.Window <= 0:
+		why = fmt.Sprintf("window %v not positive", req.Window)
+	case req.Limit <= 0:
+		why = fmt.Sprintf("limit %d not positive", req.Limit)
+	default:
+		return nil
+	}
+	return invalid("admit", req.Key, why)
+}
+
+// admitCall builds the KEYS and ARGV of one script call for reqs (see admitSrc).
+func (s *Store) admitCall(reqs []kv.WindowRequest) (keys []string, args []any) {
+	keys = make([]string, len(reqs))
+	args = make([]any, 0, 5*len(reqs))
+	for i, r := range reqs {
+		now := r.Now.UnixMicro()
+		keys[i] = s.key(r.Key)
+		args = append(args,
+			now,
+			"("+strconv.FormatInt(now-r.Window.Microseconds(), 10),
+			r.Limit,
+			r.Member,
+			millis(r.Window),
+		)
+	}
+	return keys, args
+}
+
+// admitResults decodes one script reply into out, one result per request.
+// On an error it also returns the index of the failing request (0 when the
+// whole call failed).
+func admitResults(reqs []kv.WindowRequest, cmd *redis.Cmd, out []kv.WindowResult) (int, error) {
+	reply, err := cmd.Slice()
+	if err != nil {
+		return 0, fail("admit", reqs[0].Key, err)
+	}
+	if len(reply) != len(reqs) {
+		return 0, fmt.Errorf("rediskv: admit %q: %d replies for %d requests", reqs[0].Key, len(reply), len(reqs))
+	}
+	for i, v := range reply {
+		switch v := v.(type) {
+		case int64:
+			out[i] = kv.WindowResult{Admitted: v > 0, Count: int(max(v, -v))}
+		case string:
+			return i, fail("admit", reqs[i].Key, redisError(v))
+		default:
+			return i, fmt.Errorf("rediskv: admit %q: unexpected reply %v", reqs[i].Key, v)
+		}
+	}
+	return 0, nil
+}
+
+// redisError is an error text the admit script caught with pcall; it counts
+// as a Redis error so that fail translates it like any other.
+type redisError string
+
+func (e redisError) Error() string { return string(e) }
+func (redisError) RedisError()     {}
+
+// Admit runs the sliding-window script once; Script.Run retries with EVAL
+// (which also caches the script again) when the server has lost it.
+func (s *Store) Admit(ctx context.Context, req kv.WindowRequest) (kv.WindowResult, error) {
+	if err := checkWindow(req); err != nil {
+		return kv.WindowResult{}, err
+	}
+	reqs := []kv.WindowRequest{req}
+	keys, args := s.admitCall(reqs)
+	var out [1]kv.WindowResult
+	if _, err := admitResults(reqs, s.sc.admit.Run(ctx, s.rdb, keys, args...), out[:]); err != nil {
+		return kv.WindowResult{}, err
+	}
+	return out[0], nil
+}
+
+// AdmitBatch sends the requests in chunks of admitChunk, one EVALSHA per
+// chunk, all in a single pipeline. Chunks the server answered NOSCRIPT (its
+// script cache was flushed) had no effect, so they are sent again with the
+// full source in a second pipeline that also reloads the script for later
+// calls.
+func (s *Store) AdmitBatch(ctx context.Context, reqs []kv.WindowRequest) ([]kv.WindowResult, error) {
+	for i, r := range reqs {
+		if err := checkWindow(r); err != nil {
+			return nil, fmt.Errorf("rediskv: admit batch request %d: %w", i, err)
+		}
+	}
+	out := make([]kv.WindowResult, len(reqs))
+	if len(reqs) == 0 {
+		return out, nil
+	}
+	type chunk struct {
+		from, to int
+		cmd      *redis.Cmd
+	}
+	var chunks []chunk
+	sha := s.sc.admit.Hash()
+	pipe := s.rdb.Pipeline()
+	for from := 0; from < len(reqs); from += admitChunk {
+		to := min(from+admitChunk, len(reqs))
+		keys, args := s.admitCall(reqs[from:to])
+		chunks = append(chunks, chunk{from: from, to: to, cmd: pipe.EvalSha(ctx, sha, keys, args...)})
+	}
+	// Exec's error is the first failed command's; each is inspected below.
+	_, _ = pipe.Exec(ctx)
+
+	var lost []int
+	for i, c := range chunks {
+		if isNoScript(c.cmd.Err()) {
+			lost = append(lost, i)
+		}
+	}
+	if len(lost) > 0 {
+		s.log.WarnContext(ctx, "redis lost the admit script, resending with EVAL", slog.Int("calls", len(lost)))
+		pipe := s.rdb.Pipeline()
+		pipe.ScriptLoad(ctx, s.sc.admitSrc)
+		for _, i := range lost {
+			keys, args := s.admitCall(reqs[chunks[i].from:chunks[i].to])
+			chunks[i].cmd = s.sc.admit.Eval(ctx, pipe, keys, args...)
+		}
+		_, _ = pipe.Exec(ctx)
+	}
+
+	var first error
+	for _, c := range chunks {
+		if i, err := admitResults(reqs[c.from:c.to], c.cmd, out[c.from:c.to]); err != nil && first == nil {
+			first = fmt.Errorf("rediskv: admit batch request %d: %w", c.from+i, err)
+		}
+	}
+	if first != nil {
+		return nil, first
+	}
+	return out, nil
+}
+
+func isNoScript(err error) bool {
+	return err != nil && (errors.Is(err, redis.ErrNoScript) || redis.HasErrorPrefix(err, "NOSCRIPT"))
+}
