@@ -33,6 +33,7 @@ type Config struct {
 	Queue           Queue         `yaml:"queue"`
 	Tracing         Tracing       `yaml:"tracing"`
 	Push            Push          `yaml:"push"`
+	Sandbox         Sandbox       `yaml:"sandbox"`
 }
 
 // Log configures the process logger.
@@ -122,6 +123,13 @@ type Push struct {
 	Roles []string `yaml:"roles"`
 }
 
+// Sandbox configures the simulated downstream services.
+type Sandbox struct {
+	// Latency is the injection spec: none, seed (80–120 ms per call) or
+	// rules such as "order=80ms±20ms,*=1ms;errors=billing:0.01".
+	Latency string `yaml:"latency"`
+}
+
 // Default returns the configuration `waypost up` runs with when nothing is set.
 func Default() Config {
 	return Config{
@@ -142,7 +150,8 @@ func Default() Config {
 			SampleRatio: 1,
 			ServiceName: "waypost",
 		},
-		Push: Push{Roles: []string{"api", "handler", "trace", "cron", "admin"}},
+		Push:    Push{Roles: []string{"api", "handler", "trace", "cron", "admin"}},
+		Sandbox: Sandbox{Latency: "none"},
 	}
 }
 

@@ -1,0 +1,108 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/waypost/waypost/internal/platform/config"
+	"github.com/waypost/waypost/internal/platform/httpx"
+	"github.com/waypost/waypost/internal/platform/kv"
+	"github.com/waypost/waypost/internal/platform/kv/memkv"
+	"github.com/waypost/waypost/internal/platform/kv/rediskv"
+	"github.com/waypost/waypost/internal/platform/queue"
+	"github.com/waypost/waypost/internal/platform/queue/kafkaq"
+	"github.com/waypost/waypost/internal/platform/queue/natsq"
+	"github.com/waypost/waypost/internal/platform/sqldb"
+)
+
+// engines are the stateful dependencies every role shares.
+type engines struct {
+	sql   *sqldb.DB
+	kv    kv.Store
+	queue queue.Queue
+}
+
+// openEngines connects to (or, for the embedded defaults, starts) the SQL
+// database, the kv store and the queue, and migrates the schema. On error
+// whatever was opened is closed again.
+func openEngines(ctx context.Context, cfg config.Config, logger *slog.Logger, reg prometheus.Registerer) (_ *engines, err error) {
+	if err := os.MkdirAll(cfg.Data, 0o750); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	e := &engines{}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, e.close(context.Background()))
+		}
+	}()
+
+	if e.sql, err = sqldb.Open(ctx, cfg.SQLDSN(), logger); err != nil {
+		return nil, err
+	}
+	if err = e.sql.Migrate(ctx, migrationSets()...); err != nil {
+		return nil, err
+	}
+
+	switch cfg.KV.Backend {
+	case "memory":
+		e.kv = memkv.New()
+	case "redis":
+		r := cfg.KV.Redis
+		if e.kv, err = rediskv.New(ctx, rediskv.Config{
+			Addr: r.Addr, Username: r.Username, Password: r.Password, DB: r.DB, Prefix: r.Prefix, PoolSize: r.PoolSize,
+		}, logger); err != nil {
+			return nil, err
+		}
+	}
+
+	switch cfg.Queue.Backend {
+	case "embedded":
+		e.queue, err = natsq.New(ctx, natsq.Config{
+			Embedded:     &natsq.EmbeddedConfig{StoreDir: filepath.Join(cfg.Data, "jetstream"), Listen: cfg.Queue.Embedded.Listen},
+			StreamPrefix: cfg.Queue.NATS.StreamPrefix,
+		}, logger, reg)
+	case "nats":
+		n := cfg.Queue.NATS
+		e.queue, err = natsq.New(ctx, natsq.Config{URL: n.URL, StreamPrefix: n.StreamPrefix, Replicas: n.Replicas}, logger, reg)
+	case "kafka":
+		k := cfg.Queue.Kafka
+		e.queue, err = kafkaq.New(ctx, kafkaq.Config{
+			Brokers: k.Brokers, TopicPrefix: k.TopicPrefix, ClientID: k.ClientID,
+			Partitions: k.Partitions, ReplicationFactor: k.ReplicationFactor,
+		}, logger, reg)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("queue %s: %w", cfg.Queue.Backend, err)
+	}
+	return e, nil
+}
+
+// checks are the readiness checks of /readyz, one per engine.
+func (e *engines) checks() map[string]httpx.Check {
+	return map[string]httpx.Check{
+		"sql":   e.sql.PingContext,
+		"kv":    e.kv.Ping,
+		"queue": e.queue.Ping,
+	}
+}
+
+// close releases the engines in reverse order of opening.
+func (e *engines) close(ctx context.Context) error {
+	var errs []error
+	if e.queue != nil {
+		errs = append(errs, e.queue.Close(ctx))
+	}
+	if e.kv != nil {
+		errs = append(errs, e.kv.Close())
+	}
+	if e.sql != nil {
+		errs = append(errs, e.sql.Close())
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,158 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/waypost/waypost/internal/platform/config"
+	"github.com/waypost/waypost/internal/platform/grpcx"
+	"github.com/waypost/waypost/internal/platform/httpx"
+	"github.com/waypost/waypost/internal/platform/lifecycle"
+	platformlog "github.com/waypost/waypost/internal/platform/log"
+	"github.com/waypost/waypost/internal/platform/metrics"
+	"github.com/waypost/waypost/internal/platform/sqldb"
+	"github.com/waypost/waypost/internal/platform/tracing"
+)
+
+// mode is what a serving process runs.
+type mode string
+
+const (
+	modeUp      mode = "up"      // everything, embedded engines by default
+	modePush    mode = "push"    // push roles
+	modeHub     mode = "hub"     // hub APIs
+	modeSandbox mode = "sandbox" // simulated downstream services
+)
+
+// serve runs a server process until ctx is cancelled, then drains within the
+// configured shutdown bound.
+func serve(ctx context.Context, m mode, args, environ []string, stdout, stderr io.Writer) error {
+	name := string(m) + " serve"
+	if m == modeUp {
+		name = "up"
+	}
+	var extra func(*flag.FlagSet, *config.Config)
+	switch m {
+	case modePush:
+		extra = rolesFlag
+	case modeUp, modeSandbox:
+		extra = sandboxLatencyFlag
+	}
+	cfg, err := parseConfig(name, args, environ, stderr, extra)
+	if err != nil {
+		return err
+	}
+	if cfg.printConfig {
+		out, err := cfg.YAML()
+		if err != nil {
+			return err
+		}
+		_, err = stdout.Write(out)
+		return err
+	}
+
+	logger, err := platformlog.New(stderr, cfg.Log.Level, cfg.Log.Format)
+	if err != nil {
+		return err
+	}
+	logger = logger.With("mode", string(m))
+	logger.Info("starting", "version", versionString(), "config", cfg.Masked())
+
+	reg := metrics.NewRegistry(version)
+	tp, shutdownTracing, err := tracing.Setup(ctx, tracing.Config{
+		Enabled: cfg.Tracing.Enabled, Endpoint: cfg.Tracing.Endpoint, Insecure: cfg.Tracing.Insecure,
+		SampleRatio: cfg.Tracing.SampleRatio, ServiceName: cfg.Tracing.ServiceName, Version: version,
+	}, logger)
+	if err != nil {
+		return err
+	}
+	_ = tp // handed to components as they are added
+	defer func() { _ = shutdownTracing(context.Background()) }()
+
+	eng, err := openEngines(ctx, cfg.Config, logger, reg)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		defer cancel()
+		if err := eng.close(ctx); err != nil {
+			logger.Warn("closing engines", "err", err)
+		}
+	}()
+
+	health := httpx.NewHealth(eng.checks(), 2*time.Second)
+	mux := http.NewServeMux()
+	health.Register(mux)
+	mux.Handle("GET /metrics", metrics.Handler(reg))
+	handler := httpx.Chain(mux,
+		httpx.Observe(logger, reg),
+		httpx.Recover(logger),
+		httpx.LimitBody(cfg.HTTP.MaxBodyBytes),
+	)
+
+	httpSrv, err := httpx.Listen(httpx.ServerConfig{
+		Addr: cfg.HTTP.Addr, ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout, IdleTimeout: cfg.HTTP.IdleTimeout,
+	}, handler, logger)
+	if err != nil {
+		return fmt.Errorf("http listen %s: %w", cfg.HTTP.Addr, err)
+	}
+	grpcSrv, err := grpcx.Listen(cfg.GRPC.Addr, logger)
+	if err != nil {
+		_ = httpSrv.Shutdown(ctx)
+		return fmt.Errorf("grpc listen %s: %w", cfg.GRPC.Addr, err)
+	}
+
+	if m == modeUp || m == modeSandbox {
+		if err := addSandbox(ctx, cfg.Config, eng, mux, grpcSrv, logger, reg); err != nil {
+			_ = httpSrv.Shutdown(ctx)
+			_ = grpcSrv.Shutdown(ctx)
+			return err
+		}
+	}
+
+	group := lifecycle.New(logger, cfg.ShutdownTimeout)
+	group.Add("http", httpSrv.Serve, func(ctx context.Context) error {
+		health.SetDraining()
+		return httpSrv.Shutdown(ctx)
+	})
+	group.Add("grpc", grpcSrv.Serve, grpcSrv.Shutdown)
+
+	printBanner(stdout, m, cfg.Config, httpSrv.Addr().String(), grpcSrv.Addr().String())
+	logger.Info("ready", "http", httpSrv.Addr().String(), "grpc", grpcSrv.Addr().String())
+	if err := group.Run(ctx); err != nil {
+		return err
+	}
+	logger.Info("stopped")
+	return nil
+}
+
+// printBanner tells a person where everything is.
+func printBanner(w io.Writer, m mode, cfg config.Config, httpAddr, grpcAddr string) {
+	base := "http://" + localAddr(httpAddr)
+	fmt.Fprintf(w, "waypost %s is ready\n", m)
+	fmt.Fprintf(w, "  HTTP     %s  (/healthz, /readyz, /metrics)\n", base)
+	fmt.Fprintf(w, "  gRPC     %s\n", localAddr(grpcAddr))
+	fmt.Fprintf(w, "  engines  sql=%s kv=%s queue=%s\n", sqldb.MaskDSN(cfg.SQLDSN()), cfg.KV.Backend, cfg.Queue.Backend)
+	if m == modePush {
+		fmt.Fprintf(w, "  roles    %s\n", strings.Join(cfg.Push.Roles, ","))
+	}
+	if m == modeUp || m == modeSandbox {
+		fmt.Fprintf(w, "  sandbox  %s/sandbox/v1/stations  (downstream gRPC on %s, latency %s)\n", base, localAddr(grpcAddr), cfg.Sandbox.Latency)
+	}
+}
+
+// localAddr turns a wildcard listen address into one a person can open.
+func localAddr(addr string) string {
+	for _, wild := range []string{"[::]:", "0.0.0.0:"} {
+		if rest, ok := strings.CutPrefix(addr, wild); ok {
+			return "localhost:" + rest
+		}
+	}
+	return addr
+}
