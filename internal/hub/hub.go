@@ -20,7 +20,8 @@ type TrackingEvent struct {
 	// Code is the EMSEVT-style event code, e.g. EDD (into sorting centre).
 	Code string `json:"code"`
 	// Kind is the hub operation: inbound, sort, pack, seal, handover,
-	// receive, unpack or exception.
+	// receive or unpack; a refused operation keeps its kind, with Result
+	// "refused", Code HEX and Reason set.
 	Kind     string    `json:"kind"`
 	Station  string    `json:"station"`
 	At       time.Time `json:"at"`
@@ -29,4 +30,8 @@ type TrackingEvent struct {
 	// Reason is the reason code of a refusal or exception; empty otherwise.
 	Reason      string `json:"reason,omitempty"`
 	Description string `json:"description,omitempty"`
+	// Result is "ok" or "refused".
+	Result string `json:"result,omitempty"`
+	// Container is the container the operation was about, if any.
+	Container string `json:"container,omitempty"`
 }

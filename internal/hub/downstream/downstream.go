@@ -1,0 +1,88 @@
+// Package downstream is the hub's view of the five systems it depends on —
+// order centre, basic data, billing, delivery status and linehaul — behind
+// one small interface, with a gRPC implementation that bounds every call by
+// a deadline and turns failures into the hub's refusal codes.
+package downstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/waypost/waypost/internal/hub"
+)
+
+// Client is what the hub's operations ask of the downstream systems. Every
+// error it returns for a caller-visible condition is a *hub.Refusal.
+type Client interface {
+	// Station returns a station; refusal unknown_station when it does not exist.
+	Station(ctx context.Context, code string) (hub.Station, error)
+	// Waybill returns a waybill; refusal unknown_waybill when it does not exist.
+	Waybill(ctx context.Context, no string) (hub.Waybill, error)
+	// Route returns the stations from origin to destination, both included.
+	Route(ctx context.Context, origin, destination string) ([]string, error)
+	// SortPlan returns the current sort plan of a station.
+	SortPlan(ctx context.Context, station string) (hub.SortPlan, error)
+	// CheckBilling asks billing whether the parcel may move on.
+	CheckBilling(ctx context.Context, waybill, station, operation string) (hub.BillingVerdict, error)
+	// DeliveryStatus returns where the parcel stands in its delivery life.
+	DeliveryStatus(ctx context.Context, waybill string) (hub.DeliveryStatus, error)
+	// Trip returns a linehaul trip; refusal unknown_trip when it does not exist.
+	Trip(ctx context.Context, id string) (hub.Trip, error)
+	// CreatePreAlert announces a trip's load and returns the pre-alert id; a
+	// repeated RequestID returns the same pre-alert.
+	CreatePreAlert(ctx context.Context, pa hub.PreAlert) (string, error)
+}
+
+// Config tunes the gRPC client.
+type Config struct {
+	// CallTimeout bounds every downstream call; the caller's deadline, when
+	// earlier, wins. Default 300ms.
+	CallTimeout time.Duration
+	// StationTTL is how long a station lookup is reused. Default 5s.
+	StationTTL time.Duration
+	// Now is the clock of the station cache; default time.Now.
+	Now func() time.Time
+}
+
+func (c Config) withDefaults() Config {
+	if c.CallTimeout <= 0 {
+		c.CallTimeout = 300 * time.Millisecond
+	}
+	if c.StationTTL <= 0 {
+		c.StationTTL = 5 * time.Second
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}
+
+// translate turns a gRPC error of service into a refusal where the caller
+// can act on it; notFound is the refusal code for codes.NotFound.
+func translate(ctx context.Context, service, notFound string, err error) error {
+	if err == nil {
+		return nil
+	}
+	st, _ := status.FromError(err)
+	switch st.Code() {
+	case codes.DeadlineExceeded:
+		return &hub.Refusal{Code: hub.CodeDownstreamTimeout, Message: fmt.Sprintf("%s did not answer in time", service)}
+	case codes.Unavailable, codes.ResourceExhausted, codes.Aborted:
+		return &hub.Refusal{Code: hub.CodeDownstreamUnavailable, Message: fmt.Sprintf("%s is unavailable: %s", service, st.Message())}
+	case codes.NotFound:
+		if notFound != "" {
+			return &hub.Refusal{Code: notFound, Message: st.Message()}
+		}
+	case codes.Canceled:
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return &hub.Refusal{Code: hub.CodeDownstreamTimeout, Message: fmt.Sprintf("%s did not answer in time", service)}
+		}
+		return fmt.Errorf("%s: %w", service, context.Canceled)
+	}
+	return fmt.Errorf("%s: %w", service, err)
+}
