@@ -2,16 +2,25 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/waypost/waypost/internal/hub/downstream"
+	"github.com/waypost/waypost/internal/hub/hubapi"
 	"github.com/waypost/waypost/internal/hub/sandbox"
+	"github.com/waypost/waypost/internal/hub/store"
+	"github.com/waypost/waypost/internal/hub/tracking"
 	"github.com/waypost/waypost/internal/platform/config"
 	"github.com/waypost/waypost/internal/platform/grpcx"
+	"github.com/waypost/waypost/internal/platform/lifecycle"
 	"github.com/waypost/waypost/internal/platform/sqldb"
+	orderv1 "github.com/waypost/waypost/proto/gen/go/waypost/downstream/order/v1"
 )
 
 // migrationSets lists the schema of every component, in dependency order.
@@ -20,21 +29,90 @@ func migrationSets() []sqldb.Migrations {
 	return []sqldb.Migrations{
 		sqldb.PlatformMigrations(),
 		sandbox.Migrations(),
+		store.Migrations(),
 	}
 }
 
-// addSandbox serves the simulated downstream services: their gRPC APIs on the
-// gRPC server and the upstream order system under /sandbox/v1.
-func addSandbox(ctx context.Context, cfg config.Config, eng *engines, mux *http.ServeMux, srv *grpcx.Server, logger *slog.Logger, reg prometheus.Registerer) error {
-	inj, err := sandbox.ParseInjection(cfg.Sandbox.Latency)
+// wiring is what serve hands to each component it adds.
+type wiring struct {
+	cfg      config.Config
+	eng      *engines
+	mux      *http.ServeMux
+	grpc     *grpcx.Server
+	group    *lifecycle.Group
+	logger   *slog.Logger
+	reg      prometheus.Registerer
+	closers  []func() error // run after the group has stopped
+	grpcAddr string         // the bound gRPC address, for in-process clients
+}
+
+// close releases client connections opened while wiring.
+func (w *wiring) close() error {
+	var errs []error
+	for i := len(w.closers) - 1; i >= 0; i-- {
+		errs = append(errs, w.closers[i]())
+	}
+	return errors.Join(errs...)
+}
+
+// addSandbox serves the simulated downstream services — their gRPC APIs and
+// the upstream order system under /sandbox/v1 — and feeds hub tracking events
+// into the sandbox's order centre.
+func addSandbox(ctx context.Context, w *wiring) error {
+	inj, err := sandbox.ParseInjection(w.cfg.Sandbox.Latency)
 	if err != nil {
 		return fmt.Errorf("sandbox.latency: %w", err)
 	}
-	svc, err := sandbox.New(ctx, eng.sql, sandbox.Config{Injection: inj}, logger.With("component", "sandbox"), reg)
+	svc, err := sandbox.New(ctx, w.eng.sql, sandbox.Config{Injection: inj}, w.logger.With("component", "sandbox"), w.reg)
 	if err != nil {
 		return fmt.Errorf("sandbox: %w", err)
 	}
-	svc.RegisterGRPC(srv)
-	svc.RegisterHTTP(mux)
+	svc.RegisterGRPC(w.grpc)
+	svc.RegisterHTTP(w.mux)
+
+	// The feed reaches the order centre through gRPC like any other client,
+	// so the sandbox stays replaceable by a real order centre.
+	conn, err := grpc.NewClient(w.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return fmt.Errorf("order centre client: %w", err)
+	}
+	w.closers = append(w.closers, conn.Close)
+	feed, err := tracking.NewOrderFeed(w.eng.queue, orderv1.NewOrderServiceClient(conn), tracking.FeedConfig{},
+		w.logger.With("component", "tracking-feed"), w.reg)
+	if err != nil {
+		return fmt.Errorf("tracking feed: %w", err)
+	}
+	w.group.Add("tracking-feed", func() error { return feed.Run(context.Background()) }, feed.Close)
+	return nil
+}
+
+// addHub serves the station operations over HTTP and the sorter API over
+// gRPC, and relays their tracking events from the outbox to the queue.
+func addHub(ctx context.Context, w *wiring, standalone bool) error {
+	target := w.cfg.Hub.DownstreamAddr
+	if target == "" {
+		if standalone {
+			return errors.New("hub.downstream_addr: required for `hub serve` (the gRPC address of the downstream services, e.g. a `waypost sandbox serve`)")
+		}
+		target = w.grpcAddr
+	}
+	ds, err := downstream.Dial(ctx, target, downstream.Config{CallTimeout: w.cfg.Hub.CallTimeout})
+	if err != nil {
+		return fmt.Errorf("hub downstream %s: %w", target, err)
+	}
+	w.closers = append(w.closers, ds.Close)
+	api, err := hubapi.New(w.eng.sql, ds, hubapi.Config{MaxBody: w.cfg.HTTP.MaxBodyBytes}, w.logger.With("component", "hub"), w.reg)
+	if err != nil {
+		return fmt.Errorf("hub: %w", err)
+	}
+	api.RegisterHTTP(w.mux)
+	api.RegisterGRPC(w.grpc)
+
+	relay, err := tracking.NewRelay(w.eng.sql, w.eng.queue, tracking.RelayConfig{},
+		w.logger.With("component", "tracking-relay"), w.reg)
+	if err != nil {
+		return fmt.Errorf("tracking relay: %w", err)
+	}
+	w.group.Add("tracking-relay", func() error { return relay.Run(context.Background()) }, relay.Stop)
 	return nil
 }

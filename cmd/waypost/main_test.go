@@ -74,6 +74,23 @@ func TestUpServesAndStopsOnSIGTERM(t *testing.T) {
 	resp.Body.Close()
 	require.GreaterOrEqual(t, len(stations.Stations), 20)
 
+	// The wiring end to end: a waybill from the upstream order system, an
+	// inbound scan at the hub, and its tracking event relayed through the
+	// outbox and the queue into the sandbox order centre's track.
+	waybill := postJSON(t, base+"/sandbox/v1/waybills", `{"originStation":"SGFM01","destinationStation":"SGLM01",
+		"type":"standard","service":"standard","weightGrams":1200,"codAmount":0,
+		"receiver":{"name":"Tan","phone":"+6591234567","address":"1 Orchard Rd"}}`, http.StatusCreated)["waybill"].(string)
+	postJSON(t, base+"/api/v1/hub/inbound", `{"station":"SGFM01","waybill":"`+waybill+`","operator":"op1","device":"pda1"}`, http.StatusOK)
+	require.Eventually(t, func() bool {
+		resp, err := http.Get(base + "/sandbox/v1/waybills/" + waybill)
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		var wb struct{ Track []struct{ Code string } }
+		return json.NewDecoder(resp.Body).Decode(&wb) == nil && len(wb.Track) == 1 && wb.Track[0].Code == "EMB"
+	}, 10*time.Second, 50*time.Millisecond, "inbound event reaches the order centre's track")
+
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
@@ -85,6 +102,17 @@ func TestUpServesAndStopsOnSIGTERM(t *testing.T) {
 	}
 	require.FileExists(t, filepath.Join(data, "waypost.db"))
 	require.DirExists(t, filepath.Join(data, "jetstream"))
+}
+
+func postJSON(t *testing.T, url, body string, want int) map[string]any {
+	t.Helper()
+	resp, err := http.Post(url, "application/json", strings.NewReader(body))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var out map[string]any
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&out))
+	require.Equal(t, want, resp.StatusCode, "%s: %v", url, out)
+	return out
 }
 
 // readBaseURL reads the ready banner and returns the HTTP base URL.
@@ -124,6 +152,7 @@ func TestExitCodes(t *testing.T) {
 		{"serve missing", []string{"hub"}, nil, 2, "waypost hub serve"},
 		{"invalid config", []string{"up", "--data", "x"}, []string{"WAYPOST_KV_BACKEND=etcd"}, 1, `kv.backend: want memory|redis, got "etcd"`},
 		{"unknown role", []string{"push", "serve", "--roles", "api,mailer"}, nil, 1, `unknown role "mailer"`},
+		{"hub without downstream", []string{"hub", "serve", "--data", "DATA", "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0"}, nil, 1, "hub.downstream_addr: required"},
 		{"bad sandbox latency", []string{"sandbox", "serve", "--data", "DATA", "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--sandbox-latency", "orders=5ms"}, nil, 1, `sandbox.latency: `},
 	}
 	for _, tt := range tests {

@@ -108,14 +108,6 @@ func serve(ctx context.Context, m mode, args, environ []string, stdout, stderr i
 		return fmt.Errorf("grpc listen %s: %w", cfg.GRPC.Addr, err)
 	}
 
-	if m == modeUp || m == modeSandbox {
-		if err := addSandbox(ctx, cfg.Config, eng, mux, grpcSrv, logger, reg); err != nil {
-			_ = httpSrv.Shutdown(ctx)
-			_ = grpcSrv.Shutdown(ctx)
-			return err
-		}
-	}
-
 	group := lifecycle.New(logger, cfg.ShutdownTimeout)
 	group.Add("http", httpSrv.Serve, func(ctx context.Context) error {
 		health.SetDraining()
@@ -123,12 +115,43 @@ func serve(ctx context.Context, m mode, args, environ []string, stdout, stderr i
 	})
 	group.Add("grpc", grpcSrv.Serve, grpcSrv.Shutdown)
 
+	w := &wiring{
+		cfg: cfg.Config, eng: eng, mux: mux, grpc: grpcSrv, group: group,
+		logger: logger, reg: reg, grpcAddr: grpcSrv.Addr().String(),
+	}
+	defer func() {
+		if err := w.close(); err != nil {
+			logger.Warn("closing clients", "err", err)
+		}
+	}()
+	if err := addComponents(ctx, m, w); err != nil {
+		_ = httpSrv.Shutdown(ctx)
+		_ = grpcSrv.Shutdown(ctx)
+		return err
+	}
+
 	printBanner(stdout, m, cfg.Config, httpSrv.Addr().String(), grpcSrv.Addr().String())
 	logger.Info("ready", "http", httpSrv.Addr().String(), "grpc", grpcSrv.Addr().String())
 	if err := group.Run(ctx); err != nil {
 		return err
 	}
 	logger.Info("stopped")
+	return nil
+}
+
+// addComponents adds what mode m runs.
+func addComponents(ctx context.Context, m mode, w *wiring) error {
+	switch m {
+	case modeUp:
+		if err := addSandbox(ctx, w); err != nil {
+			return err
+		}
+		return addHub(ctx, w, false)
+	case modeSandbox:
+		return addSandbox(ctx, w)
+	case modeHub:
+		return addHub(ctx, w, true)
+	}
 	return nil
 }
 
@@ -141,6 +164,9 @@ func printBanner(w io.Writer, m mode, cfg config.Config, httpAddr, grpcAddr stri
 	fmt.Fprintf(w, "  engines  sql=%s kv=%s queue=%s\n", sqldb.MaskDSN(cfg.SQLDSN()), cfg.KV.Backend, cfg.Queue.Backend)
 	if m == modePush {
 		fmt.Fprintf(w, "  roles    %s\n", strings.Join(cfg.Push.Roles, ","))
+	}
+	if m == modeUp || m == modeHub {
+		fmt.Fprintf(w, "  hub      %s/api/v1/hub/...  (sorter gRPC waypost.hub.asm.v1 on %s)\n", base, localAddr(grpcAddr))
 	}
 	if m == modeUp || m == modeSandbox {
 		fmt.Fprintf(w, "  sandbox  %s/sandbox/v1/stations  (downstream gRPC on %s, latency %s)\n", base, localAddr(grpcAddr), cfg.Sandbox.Latency)

@@ -33,6 +33,7 @@ type Config struct {
 	Queue           Queue         `yaml:"queue"`
 	Tracing         Tracing       `yaml:"tracing"`
 	Push            Push          `yaml:"push"`
+	Hub             Hub           `yaml:"hub"`
 	Sandbox         Sandbox       `yaml:"sandbox"`
 }
 
@@ -123,6 +124,17 @@ type Push struct {
 	Roles []string `yaml:"roles"`
 }
 
+// Hub configures the station operations system.
+type Hub struct {
+	// DownstreamAddr is the gRPC address of the downstream services (order
+	// centre, basic data, billing, delivery, linehaul). Empty means this
+	// process's own gRPC address, where `up` serves the sandbox.
+	DownstreamAddr string `yaml:"downstream_addr"`
+	// CallTimeout bounds each downstream call (the caller's deadline, when
+	// earlier, wins).
+	CallTimeout time.Duration `yaml:"call_timeout"`
+}
+
 // Sandbox configures the simulated downstream services.
 type Sandbox struct {
 	// Latency is the injection spec: none, seed (80–120 ms per call) or
@@ -151,6 +163,7 @@ func Default() Config {
 			ServiceName: "waypost",
 		},
 		Push:    Push{Roles: []string{"api", "handler", "trace", "cron", "admin"}},
+		Hub:     Hub{CallTimeout: 300 * time.Millisecond},
 		Sandbox: Sandbox{Latency: "none"},
 	}
 }
@@ -217,6 +230,7 @@ func (c Config) Validate() error {
 		check(c.Tracing.Endpoint != "", "tracing.endpoint: required with tracing.enabled")
 	}
 	check(c.Tracing.SampleRatio >= 0 && c.Tracing.SampleRatio <= 1, "tracing.sample_ratio: want 0..1, got %v", c.Tracing.SampleRatio)
+	check(c.Hub.CallTimeout > 0, "hub.call_timeout: must be positive, got %s", c.Hub.CallTimeout)
 	for _, r := range c.Push.Roles {
 		check(slices.Contains(PushRoles(), r), "push.roles: unknown role %q (want some of %v)", r, PushRoles())
 	}
