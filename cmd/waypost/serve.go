@@ -9,6 +9,11 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/propagation"
+	"google.golang.org/grpc"
+
 	"github.com/waypost/waypost/internal/platform/config"
 	"github.com/waypost/waypost/internal/platform/grpcx"
 	"github.com/waypost/waypost/internal/platform/httpx"
@@ -71,7 +76,6 @@ func serve(ctx context.Context, m mode, args, environ []string, stdout, stderr i
 	if err != nil {
 		return err
 	}
-	_ = tp // handed to components as they are added
 	defer func() { _ = shutdownTracing(context.Background()) }()
 
 	eng, err := openEngines(ctx, cfg.Config, logger, reg)
@@ -96,13 +100,23 @@ func serve(ctx context.Context, m mode, args, environ []string, stdout, stderr i
 		httpx.LimitBody(cfg.HTTP.MaxBodyBytes),
 	)
 
+	var grpcOpts []grpc.ServerOption
+	if cfg.Tracing.Enabled {
+		// Only when tracing is on, so the hot path pays nothing otherwise.
+		prop := propagation.TraceContext{}
+		handler = otelhttp.NewHandler(handler, "waypost.http",
+			otelhttp.WithTracerProvider(tp), otelhttp.WithPropagators(prop))
+		grpcOpts = append(grpcOpts, grpc.StatsHandler(otelgrpc.NewServerHandler(
+			otelgrpc.WithTracerProvider(tp), otelgrpc.WithPropagators(prop))))
+	}
+
 	httpSrv, err := httpx.Listen(httpx.ServerConfig{
 		Addr: cfg.HTTP.Addr, ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout, IdleTimeout: cfg.HTTP.IdleTimeout,
 	}, handler, logger)
 	if err != nil {
 		return fmt.Errorf("http listen %s: %w", cfg.HTTP.Addr, err)
 	}
-	grpcSrv, err := grpcx.Listen(cfg.GRPC.Addr, logger)
+	grpcSrv, err := grpcx.Listen(cfg.GRPC.Addr, logger, grpcOpts...)
 	if err != nil {
 		_ = httpSrv.Shutdown(ctx)
 		return fmt.Errorf("grpc listen %s: %w", cfg.GRPC.Addr, err)
