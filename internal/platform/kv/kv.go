@@ -22,6 +22,7 @@ package kv
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -113,6 +114,26 @@ type WindowRequest struct {
 	Now    time.Time
 	Window time.Duration
 	Limit  int
+}
+
+// Validate reports a request no backend may run, wrapping ErrInvalidArgument.
+func (r WindowRequest) Validate() error {
+	var why string
+	switch {
+	case r.Key == "":
+		why = "empty key"
+	case r.Member == "":
+		why = "empty member"
+	case r.Now.IsZero():
+		why = "zero now"
+	case r.Window <= 0:
+		why = fmt.Sprintf("window %v not positive", r.Window)
+	case r.Limit <= 0:
+		why = fmt.Sprintf("limit %d not positive", r.Limit)
+	default:
+		return nil
+	}
+	return fmt.Errorf("admit %q: %s: %w", r.Key, why, ErrInvalidArgument)
 }
 
 // WindowResult is the outcome of a WindowRequest.

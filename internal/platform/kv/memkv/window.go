@@ -84,22 +84,10 @@ func cmpInt(a, b int64) int {
 }
 
 func checkWindow(req kv.WindowRequest) error {
-	var why string
-	switch {
-	case req.Key == "":
-		why = "empty key"
-	case req.Member == "":
-		why = "empty member"
-	case req.Now.IsZero():
-		why = "zero now"
-	case req.Window <= 0:
-		why = fmt.Sprintf("window %v not positive", req.Window)
-	case req.Limit <= 0:
-		why = fmt.Sprintf("limit %d not positive", req.Limit)
-	default:
-		return nil
+	if err := req.Validate(); err != nil {
+		return fmt.Errorf("memkv: %w", err)
 	}
-	return fmt.Errorf("memkv: admit %q: %s: %w", req.Key, why, kv.ErrInvalidArgument)
+	return nil
 }
 
 // Admit runs one sliding-window admission; see kv.WindowRequest.

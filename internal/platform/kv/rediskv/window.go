@@ -18,22 +18,10 @@ import (
 const admitChunk = 32
 
 func checkWindow(req kv.WindowRequest) error {
-	var why string
-	switch {
-	case req.Key == "":
-		why = "empty key"
-	case req.Member == "":
-		why = "empty member"
-	case req.Now.IsZero():
-		why = "zero now"
-	case req.Window <= 0:
-		why = fmt.Sprintf("window %v not positive", req.Window)
-	case req.Limit <= 0:
-		why = fmt.Sprintf("limit %d not positive", req.Limit)
-	default:
-		return nil
+	if err := req.Validate(); err != nil {
+		return fmt.Errorf("rediskv: %w", err)
 	}
-	return invalid("admit", req.Key, why)
+	return nil
 }
 
 // admitCall builds the KEYS and ARGV of one script call for reqs (see admitSrc).
