@@ -43,9 +43,9 @@ type Config struct {
 	// CallTimeout bounds every downstream call; the caller's deadline, when
 	// earlier, wins. Default 300ms.
 	CallTimeout time.Duration
-	// StationTTL is how long a station lookup is reused. Default 5s.
+	// StationTTL is how long a station or route lookup is reused. Default 5s.
 	StationTTL time.Duration
-	// Now is the clock of the station cache; default time.Now.
+	// Now is the clock of the station and route caches; default time.Now.
 	Now func() time.Time
 }
 

@@ -2,13 +2,17 @@ package downstream
 
 import (
 	"context"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	"github.com/waypost/waypost/internal/hub"
@@ -122,4 +126,42 @@ func TestUnavailable(t *testing.T) {
 	r, ok := hub.AsRefusal(err)
 	require.True(t, ok)
 	require.Equal(t, hub.CodeDownstreamUnavailable, r.Code)
+}
+
+func TestRouteCache(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 11, 29, 8, 0, 0, 0, time.UTC)
+	base := newClient(t, "none", Config{})
+	var calls atomic.Int64
+	count := func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		if strings.HasSuffix(method, "/GetRoute") {
+			calls.Add(1)
+		}
+		return invoker(ctx, method, req, reply, cc, opts...)
+	}
+	conn, err := grpc.NewClient(base.conn.Target(), grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithUnaryInterceptor(count))
+	require.NoError(t, err)
+	c := New(conn, Config{StationTTL: time.Minute, Now: func() time.Time { return now }})
+	defer func() { _ = c.Close() }()
+
+	want := []string{"SGFM01", "SGSC01", "SGLM01"}
+	for range 3 {
+		got, err := c.Route(ctx, "SGFM01", "SGLM01")
+		require.NoError(t, err)
+		require.Equal(t, want, got)
+		got[0] = "changed by the caller"
+	}
+	require.Equal(t, int64(1), calls.Load(), "a route is reused within the TTL")
+
+	now = now.Add(time.Minute)
+	_, err = c.Route(ctx, "SGFM01", "SGLM01")
+	require.NoError(t, err)
+	require.Equal(t, int64(2), calls.Load(), "an expired route is asked again")
+
+	_, err = c.Route(ctx, "SGFM01", "ZZ99")
+	require.Error(t, err)
+	_, err = c.Route(ctx, "SGFM01", "ZZ99")
+	require.Error(t, err)
+	require.Equal(t, int64(4), calls.Load(), "a failed lookup is not cached")
 }

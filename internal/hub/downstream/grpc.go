@@ -29,6 +29,15 @@ type GRPC struct {
 
 	mu       sync.Mutex
 	stations map[string]cachedStation
+	routes   map[[2]string]cachedRoute
+}
+
+// maxRoutes bounds the route cache.
+const maxRoutes = 4096
+
+type cachedRoute struct {
+	route []string
+	until int64
 }
 
 type cachedStation struct {
@@ -57,6 +66,7 @@ func New(conn *grpc.ClientConn, cfg Config) *GRPC {
 		delivery:  deliveryv1.NewDeliveryServiceClient(conn),
 		linehaul:  linehaulv1.NewLinehaulServiceClient(conn),
 		stations:  make(map[string]cachedStation),
+		routes:    make(map[[2]string]cachedRoute),
 	}
 }
 
@@ -140,7 +150,30 @@ func (g *GRPC) Waybill(ctx context.Context, no string) (hub.Waybill, error) {
 }
 
 // Route returns the stations a parcel passes from origin to destination.
+// Routes are basic data like stations and are reused for StationTTL: every
+// scan asks for one, and a network's roads change far less often than that.
 func (g *GRPC) Route(ctx context.Context, origin, destination string) ([]string, error) {
+	key, now := [2]string{origin, destination}, g.cfg.Now().UnixNano()
+	g.mu.Lock()
+	c, ok := g.routes[key]
+	g.mu.Unlock()
+	if ok && now < c.until {
+		return slices.Clone(c.route), nil
+	}
+	route, err := g.fetchRoute(ctx, origin, destination)
+	if err != nil {
+		return nil, err
+	}
+	g.mu.Lock()
+	if len(g.routes) >= maxRoutes {
+		clear(g.routes) // only after a flood of distinct pairs; they refill
+	}
+	g.routes[key] = cachedRoute{route: route, until: now + int64(g.cfg.StationTTL)}
+	g.mu.Unlock()
+	return slices.Clone(route), nil
+}
+
+func (g *GRPC) fetchRoute(ctx context.Context, origin, destination string) ([]string, error) {
 	cctx, cancel := g.call(ctx)
 	defer cancel()
 	resp, err := g.basicdata.GetRoute(cctx, &basicdatav1.GetRouteRequest{OriginStation: origin, DestinationStation: destination})

@@ -60,6 +60,12 @@ func TestSorterLive(t *testing.T) {
 // DEADLINE_EXCEEDED).
 func TestSorterDeadline(t *testing.T) {
 	e := newEnv(t, envOpts{injection: "order=1s"})
+	// Warm the connection first: dialling inside a short deadline would
+	// measure connection setup, not the sorter's answer time.
+	warm, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	_, err := e.sorter.GetSortResult(warm, sortReq("SGFM01", "!"))
+	cancel()
+	require.NoError(t, err)
 	for _, deadline := range []time.Duration{300 * time.Millisecond, 80 * time.Millisecond} {
 		ctx, cancel := context.WithTimeout(context.Background(), deadline)
 		got, err := e.sorter.GetSortResult(ctx, sortReq("SGFM01", "WPSG0000000042"))

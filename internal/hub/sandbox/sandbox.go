@@ -122,7 +122,7 @@ func New(ctx context.Context, db *sqldb.DB, cfg Config, logger *slog.Logger, reg
 		return nil, err
 	}
 	s := &Service{
-		store:  &store{db: db, now: cfg.Now},
+		store:  newStore(db, cfg.Now),
 		net:    n,
 		logger: logger,
 		poll:   cfg.WatchPoll,
@@ -135,6 +135,7 @@ func New(ctx context.Context, db *sqldb.DB, cfg Config, logger *slog.Logger, reg
 			count: func(svc, kind string) { injected.WithLabelValues(svc, kind).Inc() },
 		},
 	}
+	s.store.planTTL, s.store.wbCache.ttl = cfg.WatchPoll, cfg.WatchPoll
 	if err := s.store.seed(ctx, n); err != nil {
 		return nil, err
 	}

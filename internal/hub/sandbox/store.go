@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/waypost/waypost/internal/hub/internal/stmtcache"
 	"github.com/waypost/waypost/internal/platform/sqldb"
 )
 
@@ -107,7 +108,44 @@ type store struct {
 	db      *sqldb.DB
 	now     func() time.Time
 	writeMu sync.Mutex
+	// stmts keeps the read queries prepared on SQLite, where parsing a
+	// statement costs more than running it (nil elsewhere).
+	stmts *stmtcache.Cache
+
+	// plans is the snapshot of each station's current sort plan, read on
+	// every sort. Publishing through this store drops the station's entry;
+	// an entry also ages out after planTTL (Config.WatchPoll), so a plan
+	// another process published is seen as soon as Watch streams see it.
+	planMu  sync.RWMutex
+	plans   map[string]cachedPlan
+	planGen uint64 // bumped by every publish, so a read that raced one is not kept
+	planTTL time.Duration
+
+	// wbCache caches waybill rows, write-through (nil: no cache).
+	wbCache *waybillCache
 }
+
+// snapshotTTL is how long a sort plan snapshot or a cached waybill row is
+// served before it is read again; New sets Config.WatchPoll instead.
+const snapshotTTL = time.Second
+
+type cachedPlan struct {
+	plan SortPlan
+	at   time.Time
+}
+
+func newStore(db *sqldb.DB, now func() time.Time) *store {
+	s := &store{db: db, now: now, plans: make(map[string]cachedPlan), planTTL: snapshotTTL,
+		wbCache: newWaybillCache(now, snapshotTTL)}
+	if db.Dialect == sqldb.SQLite {
+		s.stmts = stmtcache.New(db.DB)
+	}
+	return s
+}
+
+// read is the pool for reads outside a transaction, through the prepared
+// statements where there are any.
+func (s *store) read() stmtcache.Querier { return s.stmts.On(s.db.DB) }
 
 func ms(t time.Time) int64         { return t.UnixMilli() }
 func fromMS(v int64) time.Time     { return time.UnixMilli(v).UTC() }
@@ -176,7 +214,7 @@ func scanStation(row interface{ Scan(...any) error }) (Station, time.Time, error
 
 // station loads one station.
 func (s *store) station(ctx context.Context, code string) (Station, time.Time, error) {
-	st, at, err := scanStation(s.db.QueryRowContext(ctx, s.q("SELECT "+stationCols+" FROM sandbox_stations WHERE code = ?"), code))
+	st, at, err := scanStation(s.read().QueryRowContext(ctx, s.q("SELECT "+stationCols+" FROM sandbox_stations WHERE code = ?"), code))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Station{}, time.Time{}, fmt.Errorf("station %q: %w", code, ErrUnknownStation)
 	}
@@ -194,7 +232,7 @@ type stationRow struct {
 
 // stations lists stations by code; empty filters match all.
 func (s *store) stations(ctx context.Context, market, kind string) ([]stationRow, error) {
-	rows, err := s.db.QueryContext(ctx, s.q("SELECT "+stationCols+
+	rows, err := s.read().QueryContext(ctx, s.q("SELECT "+stationCols+
 		" FROM sandbox_stations WHERE (? = '' OR market = ?) AND (? = '' OR kind = ?) ORDER BY code"),
 		market, market, kind, kind)
 	if err != nil {
@@ -242,8 +280,69 @@ func (s *store) logBasicChange(ctx context.Context, tx *sql.Tx, kind, station st
 	return nil
 }
 
+// currentPlan is the snapshot of a station's newest plan, if fresh.
+func (s *store) currentPlan(station string) (SortPlan, bool) {
+	if s.plans == nil {
+		return SortPlan{}, false
+	}
+	s.planMu.RLock()
+	c, ok := s.plans[station]
+	s.planMu.RUnlock()
+	if !ok || s.now().Sub(c.at) >= s.planTTL {
+		return SortPlan{}, false
+	}
+	return c.plan, true
+}
+
+func (s *store) planGeneration() uint64 {
+	s.planMu.RLock()
+	defer s.planMu.RUnlock()
+	return s.planGen
+}
+
+// keepPlan stores the snapshot of a station's newest plan read at time at,
+// unless a publish happened since generation gen, when the read began.
+func (s *store) keepPlan(p SortPlan, at time.Time, gen uint64) {
+	if s.plans == nil {
+		return
+	}
+	s.planMu.Lock()
+	if s.planGen == gen {
+		s.plans[p.Station] = cachedPlan{plan: p, at: at}
+	}
+	s.planMu.Unlock()
+}
+
+// forgetPlan drops the snapshot of a station's plan.
+func (s *store) forgetPlan(station string) {
+	if s.plans == nil {
+		return
+	}
+	s.planMu.Lock()
+	s.planGen++
+	delete(s.plans, station)
+	s.planMu.Unlock()
+}
+
 // sortPlan loads a station's plan: the given version, or the newest for 0.
+// The newest comes from the snapshot when it is fresh; callers must not
+// change the rules of the plan they get.
 func (s *store) sortPlan(ctx context.Context, station string, version int64) (SortPlan, error) {
+	if version == 0 {
+		if p, ok := s.currentPlan(station); ok {
+			return p, nil
+		}
+		at, gen := s.now(), s.planGeneration()
+		p, err := s.loadSortPlan(ctx, station, 0)
+		if err == nil {
+			s.keepPlan(p, at, gen)
+		}
+		return p, err
+	}
+	return s.loadSortPlan(ctx, station, version)
+}
+
+func (s *store) loadSortPlan(ctx context.Context, station string, version int64) (SortPlan, error) {
 	query := "SELECT station, version, exception_chute, rules, published_at FROM sandbox_sort_plans WHERE station = ? AND version = ?"
 	args := []any{station, version}
 	if version == 0 {
@@ -253,7 +352,7 @@ func (s *store) sortPlan(ctx context.Context, station string, version int64) (So
 	var p SortPlan
 	var rules string
 	var published int64
-	err := s.db.QueryRowContext(ctx, s.q(query), args...).Scan(&p.Station, &p.Version, &p.ExceptionChute, &rules, &published)
+	err := s.read().QueryRowContext(ctx, s.q(query), args...).Scan(&p.Station, &p.Version, &p.ExceptionChute, &rules, &published)
 	if errors.Is(err, sql.ErrNoRows) {
 		if _, _, serr := s.station(ctx, station); serr != nil {
 			return SortPlan{}, serr
@@ -293,6 +392,7 @@ func (s *store) publishSortPlan(ctx context.Context, station, chute string, rule
 		}
 		return s.logBasicChange(ctx, tx, changeSortPublished, station, p.Version, ms(now))
 	})
+	s.forgetPlan(station)
 	return p, err
 }
 
@@ -307,7 +407,7 @@ func (s *store) waybillChanges(ctx context.Context, after int64, limit int) ([]c
 }
 
 func (s *store) changes(ctx context.Context, query string, after int64, limit int) ([]change, error) {
-	rows, err := s.db.QueryContext(ctx, s.q(query), after, limit)
+	rows, err := s.read().QueryContext(ctx, s.q(query), after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: read changes: %w", err)
 	}

@@ -18,7 +18,7 @@ func TestStore(t *testing.T) {
 		ctx := context.Background()
 		n := testNetwork(t)
 		clock := time.Date(2026, 11, 29, 9, 30, 0, 0, time.UTC)
-		s := &store{db: db, now: func() time.Time { return clock }}
+		s := newStore(db, func() time.Time { return clock })
 
 		t.Run("seed is idempotent", func(t *testing.T) {
 			require.NoError(t, s.seed(ctx, n))

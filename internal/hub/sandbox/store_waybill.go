@@ -96,13 +96,25 @@ func scanWaybill(row interface{ Scan(...any) error }) (*Waybill, error) {
 
 // waybill loads one waybill, with its track when asked.
 func (s *store) waybill(ctx context.Context, no string, withTrack bool) (*Waybill, error) {
-	w, err := scanWaybill(s.db.QueryRowContext(ctx, s.q("SELECT "+waybillCols+" FROM sandbox_waybills WHERE waybill_no = ?"), no))
+	if c, ok := s.wbCache.get(no); ok {
+		w := &c
+		if withTrack {
+			var err error
+			if w.Track, err = s.track(ctx, no); err != nil {
+				return nil, err
+			}
+		}
+		return w, nil
+	}
+	gen, at := s.wbCache.generation()
+	w, err := scanWaybill(s.read().QueryRowContext(ctx, s.q("SELECT "+waybillCols+" FROM sandbox_waybills WHERE waybill_no = ?"), no))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("waybill %q: %w", no, ErrUnknownWaybill)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: load waybill %s: %w", no, err)
 	}
+	s.wbCache.keep(*w, gen, at)
 	if withTrack {
 		if w.Track, err = s.track(ctx, no); err != nil {
 			return nil, err
@@ -122,7 +134,7 @@ func (s *store) waybills(ctx context.Context, nos []string, withTrack bool) (map
 	for i, no := range nos {
 		args[i] = no
 	}
-	rows, err := s.db.QueryContext(ctx, s.q("SELECT "+waybillCols+" FROM sandbox_waybills WHERE waybill_no IN ("+ph+")"), args...)
+	rows, err := s.read().QueryContext(ctx, s.q("SELECT "+waybillCols+" FROM sandbox_waybills WHERE waybill_no IN ("+ph+")"), args...)
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: batch load waybills: %w", err)
 	}
@@ -149,7 +161,7 @@ func (s *store) waybills(ctx context.Context, nos []string, withTrack bool) (map
 
 // track loads a waybill's events in sequence order.
 func (s *store) track(ctx context.Context, no string) ([]TrackEvent, error) {
-	rows, err := s.db.QueryContext(ctx, s.q("SELECT seq, event_id, event_code, station, event_time, operator, reason_code, description "+
+	rows, err := s.read().QueryContext(ctx, s.q("SELECT seq, event_id, event_code, station, event_time, operator, reason_code, description "+
 		"FROM sandbox_track WHERE waybill_no = ? ORDER BY seq"), no)
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: load track of %s: %w", no, err)
@@ -192,6 +204,11 @@ func (s *store) appendTrack(ctx context.Context, events []TrackEvent) (appended,
 		}
 		return nil
 	})
+	nos := make([]string, len(events))
+	for i, e := range events {
+		nos[i] = e.WaybillNo
+	}
+	s.wbCache.forget(nos...)
 	return appended, duplicates, err
 }
 
@@ -270,6 +287,7 @@ func (s *store) updateWaybill(ctx context.Context, no, set string, args ...any) 
 	now := ms(s.now())
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
+	defer s.wbCache.forget(no)
 	return s.db.InTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, s.q("UPDATE sandbox_waybills SET "+set+", updated_at = ? WHERE waybill_no = ?"), append(args, now, no)...)
 		if err != nil {
@@ -327,7 +345,7 @@ func (s *store) createPreAlert(ctx context.Context, p preAlertRow) (preAlertRow,
 
 // preAlerts loads pre-alerts by trip_id or request_id.
 func (s *store) preAlerts(ctx context.Context, col, val string) ([]preAlertRow, error) {
-	rows, err := s.db.QueryContext(ctx, s.q("SELECT pre_alert_id, request_id, trip_id, origin_station, destination_station, "+
+	rows, err := s.read().QueryContext(ctx, s.q("SELECT pre_alert_id, request_id, trip_id, origin_station, destination_station, "+
 		"seal_number, containers, created_at FROM sandbox_pre_alerts WHERE "+col+" = ? ORDER BY created_at, pre_alert_id"), val)
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: load pre-alerts: %w", err)

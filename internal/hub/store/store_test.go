@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -117,4 +118,51 @@ func TestStore(t *testing.T) {
 			require.Equal(t, h, got)
 		})
 	}, Migrations())
+}
+
+// TestConcurrentWritersSQLite: many goroutines writing at once on SQLite are
+// queued in process, each write lands once, and a writer whose context ends
+// while it waits gives up with the context's error.
+func TestConcurrentWritersSQLite(t *testing.T) {
+	ctx := context.Background()
+	s := New(sqltest.New(t, sqldb.SQLite, Migrations()))
+	at := time.Date(2026, 11, 29, 8, 0, 0, 0, time.UTC)
+	const n = 32
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			errs <- s.InTx(ctx, func(tx *Tx) error {
+				wb := fmt.Sprintf("WPSG%010d", i)
+				if err := tx.PutParcel(ctx, Parcel{Waybill: wb, Status: hub.ParcelInbound, Station: "SGFM01", UpdatedAt: at}); err != nil {
+					return err
+				}
+				return tx.InsertWorkOrder(ctx, WorkOrder{ID: fmt.Sprintf("WO%d", i), IdempotencyKey: "k" + wb,
+					Kind: hub.OpInbound, Waybill: wb, Station: "SGFM01", At: at, Result: hub.ResultOK, Response: []byte("{}")})
+			})
+		}()
+	}
+	for range n {
+		require.NoError(t, <-errs)
+	}
+	for i := range n {
+		wb := fmt.Sprintf("WPSG%010d", i)
+		cnt, err := s.CountWorkOrders(ctx, wb, "")
+		require.NoError(t, err)
+		require.Equal(t, 1, cnt)
+		_, err = s.Parcel(ctx, wb)
+		require.NoError(t, err)
+	}
+
+	hold, release := make(chan struct{}), make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- s.InTx(ctx, func(*Tx) error { close(hold); <-release; return nil })
+	}()
+	<-hold
+	wctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	err := s.InTx(wctx, func(*Tx) error { return nil })
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	close(release)
+	require.NoError(t, <-done)
 }
