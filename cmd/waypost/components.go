@@ -16,10 +16,12 @@ import (
 	"github.com/waypost/waypost/internal/hub/sandbox"
 	"github.com/waypost/waypost/internal/hub/store"
 	"github.com/waypost/waypost/internal/hub/tracking"
+	"github.com/waypost/waypost/internal/platform/auth"
 	"github.com/waypost/waypost/internal/platform/config"
 	"github.com/waypost/waypost/internal/platform/grpcx"
 	"github.com/waypost/waypost/internal/platform/lifecycle"
 	"github.com/waypost/waypost/internal/platform/sqldb"
+	pushstore "github.com/waypost/waypost/internal/push/store"
 	orderv1 "github.com/waypost/waypost/proto/gen/go/waypost/downstream/order/v1"
 )
 
@@ -30,6 +32,7 @@ func migrationSets() []sqldb.Migrations {
 		sqldb.PlatformMigrations(),
 		sandbox.Migrations(),
 		store.Migrations(),
+		pushstore.Migrations(),
 	}
 }
 
@@ -44,6 +47,10 @@ type wiring struct {
 	reg      prometheus.Registerer
 	closers  []func() error // run after the group has stopped
 	grpcAddr string         // the bound gRPC address, for in-process clients
+	banner   []string       // extra lines for the ready banner
+
+	pushStore *pushstore.Store
+	authn     auth.Authenticator
 }
 
 // close releases client connections opened while wiring.
@@ -68,7 +75,7 @@ func addSandbox(ctx context.Context, w *wiring) error {
 		return fmt.Errorf("sandbox: %w", err)
 	}
 	svc.RegisterGRPC(w.grpc)
-	svc.RegisterHTTP(w.mux)
+	guarded(w, "/sandbox/v1/", auth.ScopeAny, svc.RegisterHTTP)
 
 	// The feed reaches the order centre through gRPC like any other client,
 	// so the sandbox stays replaceable by a real order centre.
@@ -105,7 +112,7 @@ func addHub(ctx context.Context, w *wiring, standalone bool) error {
 	if err != nil {
 		return fmt.Errorf("hub: %w", err)
 	}
-	api.RegisterHTTP(w.mux)
+	guarded(w, "/api/v1/hub/", auth.ScopeHub, api.RegisterHTTP)
 	api.RegisterGRPC(w.grpc)
 
 	relay, err := tracking.NewRelay(w.eng.sql, w.eng.queue, tracking.RelayConfig{},

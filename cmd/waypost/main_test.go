@@ -40,6 +40,7 @@ func waypostCmd(t *testing.T, args ...string) *exec.Cmd {
 func TestUpServesAndStopsOnSIGTERM(t *testing.T) {
 	data := t.TempDir()
 	cmd := waypostCmd(t, "up", "--data", data, "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0")
+	cmd.Env = append(cmd.Env, "WAYPOST_BOOTSTRAP_API_KEY="+testKey)
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	var stderr bytes.Buffer
@@ -64,9 +65,15 @@ func TestUpServesAndStopsOnSIGTERM(t *testing.T) {
 		require.Contains(t, string(body), want)
 	}
 
-	// The sandbox's upstream order system answers inside up.
+	// Every /api/v1 and /sandbox/v1 route wants a key.
 	resp, err = http.Get(base + "/sandbox/v1/stations")
 	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+	postJSON(t, base+"/api/v1/hub/inbound", `{}`, http.StatusUnauthorized, "")
+
+	// The sandbox's upstream order system answers inside up.
+	resp = get(t, base+"/sandbox/v1/stations", testKey)
 	var stations struct {
 		Stations []struct{ Code, Kind, Market string }
 	}
@@ -79,13 +86,10 @@ func TestUpServesAndStopsOnSIGTERM(t *testing.T) {
 	// outbox and the queue into the sandbox order centre's track.
 	waybill := postJSON(t, base+"/sandbox/v1/waybills", `{"originStation":"SGFM01","destinationStation":"SGLM01",
 		"type":"standard","service":"standard","weightGrams":1200,"codAmount":0,
-		"receiver":{"name":"Tan","phone":"+6591234567","address":"1 Orchard Rd"}}`, http.StatusCreated)["waybill"].(string)
-	postJSON(t, base+"/api/v1/hub/inbound", `{"station":"SGFM01","waybill":"`+waybill+`","operator":"op1","device":"pda1"}`, http.StatusOK)
+		"receiver":{"name":"Tan","phone":"+6591234567","address":"1 Orchard Rd"}}`, http.StatusCreated, testKey)["waybill"].(string)
+	postJSON(t, base+"/api/v1/hub/inbound", `{"station":"SGFM01","waybill":"`+waybill+`","operator":"op1","device":"pda1"}`, http.StatusOK, testKey)
 	require.Eventually(t, func() bool {
-		resp, err := http.Get(base + "/sandbox/v1/waybills/" + waybill)
-		if err != nil {
-			return false
-		}
+		resp := get(t, base+"/sandbox/v1/waybills/"+waybill, testKey)
 		defer resp.Body.Close()
 		var wb struct{ Track []struct{ Code string } }
 		return json.NewDecoder(resp.Body).Decode(&wb) == nil && len(wb.Track) == 1 && wb.Track[0].Code == "EMB"
@@ -104,9 +108,28 @@ func TestUpServesAndStopsOnSIGTERM(t *testing.T) {
 	require.DirExists(t, filepath.Join(data, "jetstream"))
 }
 
-func postJSON(t *testing.T, url, body string, want int) map[string]any {
+// testKey is the bootstrap API key the process tests start with.
+const testKey = "wp_test_0123456789abcdefghijklmnop"
+
+func get(t *testing.T, url, key string) *http.Response {
 	t.Helper()
-	resp, err := http.Post(url, "application/json", strings.NewReader(body))
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	return resp
+}
+
+func postJSON(t *testing.T, url, body string, want int, key string) map[string]any {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	var out map[string]any
@@ -208,4 +231,70 @@ func TestMigrate(t *testing.T) {
 		require.Contains(t, out.String(), "platform")
 		require.NotContains(t, out.String(), "pending")
 	}
+}
+
+// startUp starts `up` on data and returns its base URL and full stdout so far.
+func startUp(t *testing.T, data string, env ...string) (*exec.Cmd, string, []string) {
+	t.Helper()
+	cmd := waypostCmd(t, "up", "--data", data, "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0")
+	cmd.Env = append(cmd.Env, env...)
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	lines := make(chan string, 64)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	var seen []string
+	base := ""
+	timeout := time.After(30 * time.Second)
+	for {
+		select {
+		case l, ok := <-lines:
+			require.True(t, ok, "process ended early: %v", seen)
+			seen = append(seen, l)
+			if f := strings.Fields(l); len(f) >= 2 && f[0] == "HTTP" {
+				base = f[1]
+			}
+			if strings.HasPrefix(strings.TrimSpace(l), "sandbox") {
+				return cmd, base, seen
+			}
+		case <-timeout:
+			t.Fatalf("not ready within 30s: %v", seen)
+		}
+	}
+}
+
+func stop(t *testing.T, cmd *exec.Cmd) {
+	t.Helper()
+	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, cmd.Wait())
+}
+
+func TestFirstStartPrintsAKeyOnce(t *testing.T) {
+	data := t.TempDir()
+	cmd, base, out := startUp(t, data)
+	var key string
+	for _, l := range out {
+		if f := strings.Fields(l); len(f) >= 3 && f[0] == "API" && f[1] == "key" {
+			key = f[2]
+		}
+	}
+	require.True(t, strings.HasPrefix(key, "wp_"), "banner: %v", out)
+	resp := get(t, base+"/api/v1/templates", key)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	stop(t, cmd)
+
+	cmd, base, out = startUp(t, data)
+	require.NotContains(t, strings.Join(out, "\n"), "API key", "the key is shown once")
+	resp = get(t, base+"/api/v1/templates", key)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode, "the key outlives the restart")
+	stop(t, cmd)
 }

@@ -144,7 +144,7 @@ func serve(ctx context.Context, m mode, args, environ []string, stdout, stderr i
 		return err
 	}
 
-	printBanner(stdout, m, cfg.Config, httpSrv.Addr().String(), grpcSrv.Addr().String())
+	printBanner(stdout, m, cfg.Config, httpSrv.Addr().String(), grpcSrv.Addr().String(), w.banner)
 	logger.Info("ready", "http", httpSrv.Addr().String(), "grpc", grpcSrv.Addr().String())
 	if err := group.Run(ctx); err != nil {
 		return err
@@ -153,14 +153,23 @@ func serve(ctx context.Context, m mode, args, environ []string, stdout, stderr i
 	return nil
 }
 
-// addComponents adds what mode m runs.
+// addComponents adds what mode m runs. Every mode authenticates against the
+// API keys of the push store.
 func addComponents(ctx context.Context, m mode, w *wiring) error {
+	if err := openPushStore(ctx, w); err != nil {
+		return err
+	}
 	switch m {
 	case modeUp:
+		if err := addPushAPI(w, config.PushRoles()); err != nil {
+			return err
+		}
 		if err := addSandbox(ctx, w); err != nil {
 			return err
 		}
 		return addHub(ctx, w, false)
+	case modePush:
+		return addPushAPI(w, w.cfg.Push.Roles)
 	case modeSandbox:
 		return addSandbox(ctx, w)
 	case modeHub:
@@ -170,7 +179,7 @@ func addComponents(ctx context.Context, m mode, w *wiring) error {
 }
 
 // printBanner tells a person where everything is.
-func printBanner(w io.Writer, m mode, cfg config.Config, httpAddr, grpcAddr string) {
+func printBanner(w io.Writer, m mode, cfg config.Config, httpAddr, grpcAddr string, extra []string) {
 	base := "http://" + localAddr(httpAddr)
 	fmt.Fprintf(w, "waypost %s is ready\n", m)
 	fmt.Fprintf(w, "  HTTP     %s  (/healthz, /readyz, /metrics)\n", base)
@@ -181,6 +190,9 @@ func printBanner(w io.Writer, m mode, cfg config.Config, httpAddr, grpcAddr stri
 	}
 	if m == modeUp || m == modeHub {
 		fmt.Fprintf(w, "  hub      %s/api/v1/hub/...  (sorter gRPC waypost.hub.asm.v1 on %s)\n", base, localAddr(grpcAddr))
+	}
+	for _, line := range extra {
+		fmt.Fprintf(w, "  %s\n", line)
 	}
 	if m == modeUp || m == modeSandbox {
 		fmt.Fprintf(w, "  sandbox  %s/sandbox/v1/stations  (downstream gRPC on %s, latency %s)\n", base, localAddr(grpcAddr), cfg.Sandbox.Latency)

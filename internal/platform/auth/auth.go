@@ -14,16 +14,21 @@ import (
 	"github.com/waypost/waypost/internal/platform/httpx"
 )
 
-// Scopes a key can hold. ScopeAdmin implies every other scope.
+// Scopes a key can hold. ScopeAdmin implies every other scope; ScopeAny,
+// given to Require, accepts any valid key.
 const (
 	ScopeSend      = "send"
 	ScopeTrace     = "trace"
 	ScopeTemplates = "templates"
+	ScopeHub       = "hub"
 	ScopeAdmin     = "admin"
+	ScopeAny       = ""
 )
 
 // AllScopes lists every scope, for the bootstrap key.
-func AllScopes() []string { return []string{ScopeSend, ScopeTrace, ScopeTemplates, ScopeAdmin} }
+func AllScopes() []string {
+	return []string{ScopeSend, ScopeTrace, ScopeTemplates, ScopeHub, ScopeAdmin}
+}
 
 // ValidScope reports whether s is a known scope.
 func ValidScope(s string) bool { return slices.Contains(AllScopes(), s) }
@@ -39,9 +44,10 @@ type Principal struct {
 	Scopes []string
 }
 
-// Has reports whether the principal holds scope; admin holds them all.
+// Has reports whether the principal holds scope; admin holds them all, and
+// every principal holds ScopeAny.
 func (p Principal) Has(scope string) bool {
-	return slices.Contains(p.Scopes, scope) || slices.Contains(p.Scopes, ScopeAdmin)
+	return scope == ScopeAny || slices.Contains(p.Scopes, scope) || slices.Contains(p.Scopes, ScopeAdmin)
 }
 
 // Authenticator verifies an API key. It returns an error wrapping

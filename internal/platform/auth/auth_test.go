@@ -183,3 +183,10 @@ func BenchmarkRequireCached(b *testing.B) {
 		}
 	})
 }
+
+func TestScopeAnyAcceptsEveryKey(t *testing.T) {
+	require.True(t, auth.Principal{Scopes: []string{auth.ScopeTrace}}.Has(auth.ScopeAny))
+	require.True(t, auth.Principal{}.Has(auth.ScopeAny))
+	require.False(t, auth.Principal{Scopes: []string{auth.ScopeTrace}}.Has(auth.ScopeHub))
+	require.True(t, auth.Principal{Scopes: []string{auth.ScopeAdmin}}.Has(auth.ScopeHub))
+}

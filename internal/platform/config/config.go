@@ -23,7 +23,10 @@ import (
 // WAYPOST_KV_REDIS_ADDR).
 type Config struct {
 	// Data is the directory of the embedded engines (SQLite, JetStream).
-	Data            string        `yaml:"data"`
+	Data string `yaml:"data"`
+	// BootstrapAPIKey, when set, is ensured at start as a key with every
+	// scope (WAYPOST_BOOTSTRAP_API_KEY).
+	BootstrapAPIKey string        `yaml:"bootstrap_api_key" secret:"true"`
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	Log             Log           `yaml:"log"`
 	HTTP            HTTP          `yaml:"http"`
@@ -122,6 +125,14 @@ type Tracing struct {
 type Push struct {
 	// Roles run by `waypost push serve`: api, handler, trace, cron, admin.
 	Roles []string `yaml:"roles"`
+	// MasterKey is the passphrase channel-account secrets are encrypted
+	// under; empty means a random one kept in <data>/master.key.
+	MasterKey string `yaml:"master_key" secret:"true"`
+	// EgressAllow lists CIDRs outbound sends may reach despite the
+	// private-address guard.
+	EgressAllow []string `yaml:"egress_allow"`
+	// MaxMessages bounds the messages of one send request.
+	MaxMessages int `yaml:"max_messages"`
 }
 
 // Hub configures the station operations system.
@@ -162,7 +173,7 @@ func Default() Config {
 			SampleRatio: 1,
 			ServiceName: "waypost",
 		},
-		Push:    Push{Roles: []string{"api", "handler", "trace", "cron", "admin"}},
+		Push:    Push{Roles: []string{"api", "handler", "trace", "cron", "admin"}, MaxMessages: 500},
 		Hub:     Hub{CallTimeout: 300 * time.Millisecond},
 		Sandbox: Sandbox{Latency: "none"},
 	}
@@ -231,6 +242,7 @@ func (c Config) Validate() error {
 	}
 	check(c.Tracing.SampleRatio >= 0 && c.Tracing.SampleRatio <= 1, "tracing.sample_ratio: want 0..1, got %v", c.Tracing.SampleRatio)
 	check(c.Hub.CallTimeout > 0, "hub.call_timeout: must be positive, got %s", c.Hub.CallTimeout)
+	check(c.Push.MaxMessages > 0, "push.max_messages: must be positive")
 	for _, r := range c.Push.Roles {
 		check(slices.Contains(PushRoles(), r), "push.roles: unknown role %q (want some of %v)", r, PushRoles())
 	}

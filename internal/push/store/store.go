@@ -160,6 +160,16 @@ func (s *Store) CreateKey(ctx context.Context, appID, name string, scopes []stri
 	return k, plain, nil
 }
 
+// HasKeys reports whether any key, live or revoked, exists; `up` creates a
+// first key only on a database that never had one.
+func (s *Store) HasKeys(ctx context.Context) (bool, error) {
+	var n int
+	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM push_api_keys`).Scan(&n); err != nil {
+		return false, fmt.Errorf("count keys: %w", err)
+	}
+	return n > 0, nil
+}
+
 // EnsureKey makes plaintext (a bootstrap key from the environment) a live
 // key of the default app with scopes; calling it again is a no-op, and a
 // key that exists keeps its scopes (and stays revoked if it was revoked).

@@ -343,3 +343,21 @@ func TestMaskAndDerive(t *testing.T) {
 	_, err = store.DeriveMasterKey("")
 	require.ErrorIs(t, err, store.ErrMasterKey)
 }
+
+func TestHasKeys(t *testing.T) {
+	sqltest.EachDialect(t, func(t *testing.T, db *sqldb.DB) {
+		st := newStore(t, db)
+		ctx := t.Context()
+		has, err := st.HasKeys(ctx)
+		require.NoError(t, err)
+		require.False(t, has)
+		_, _, err = st.CreateKey(ctx, store.DefaultAppID, "first", auth.AllScopes())
+		require.Error(t, err, "the app must exist first")
+		require.NoError(t, st.EnsureApp(ctx, store.DefaultAppID, "Default app"))
+		_, _, err = st.CreateKey(ctx, store.DefaultAppID, "first", auth.AllScopes())
+		require.NoError(t, err)
+		has, err = st.HasKeys(ctx)
+		require.NoError(t, err)
+		require.True(t, has)
+	}, store.Migrations())
+}
