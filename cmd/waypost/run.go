@@ -23,6 +23,8 @@ Usage:
   waypost hub serve [flags]          hub HTTP and gRPC APIs
   waypost sandbox serve [flags]      the simulated downstream services
   waypost migrate [flags]            apply database migrations and print their status
+  waypost send --template ID --to R[,R…] [--var k=v …] [--server URL] [--key KEY]
+                                     send one message (env WAYPOST_SERVER, WAYPOST_API_KEY)
   waypost version                    print the version
   waypost help                       this text
 
@@ -53,6 +55,8 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		return serve(ctx, mode(cmd), rest[1:], environ, stdout, stderr)
 	case "migrate":
 		return migrate(ctx, rest, environ, stdout, stderr)
+	case "send":
+		return send(ctx, rest, environ, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, versionString())
 		return nil

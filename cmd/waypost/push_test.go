@@ -1,0 +1,47 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestSendThroughTheCLI: a template is created, submitted and approved over
+// the admin API, then `waypost send` sends with it and prints the message id;
+// an unknown template prints the API's error code.
+func TestSendThroughTheCLI(t *testing.T) {
+	cmd, base, _ := startUp(t, t.TempDir(), "WAYPOST_BOOTSTRAP_API_KEY="+testKey)
+	defer stop(t, cmd)
+
+	tmpl := postJSON(t, base+"/api/v1/templates", `{"name":"welcome","channel":"inbox","msgType":"notice",
+		"kind":"realtime","quiet":"none","timezone":"Asia/Shanghai","content":{"text":"Hello {{.name}}"}}`, http.StatusCreated, testKey)
+	require.Equal(t, "draft", tmpl["status"])
+	id := fmt.Sprint(tmpl["id"])
+	postJSON(t, base+"/api/v1/templates/"+id+"/submit", `{}`, http.StatusOK, testKey)
+	approved := postJSON(t, base+"/api/v1/templates/"+id+"/approve", `{}`, http.StatusOK, testKey)
+	require.Equal(t, "approved", approved["status"])
+
+	env := []string{"WAYPOST_SERVER=" + base, "WAYPOST_API_KEY=" + testKey}
+	var out bytes.Buffer
+	require.NoError(t, run(context.Background(), []string{"send", "--template", id, "--to", "user-1,user-2", "--var", "name=Ana"}, env, &out, io.Discard))
+	fields := strings.Fields(out.String())
+	require.Len(t, fields, 3, out.String())
+	require.Len(t, fields[0], 26, "a ULID message id")
+	require.Len(t, fields[1], 16, "the seed's businessId")
+	require.Equal(t, "user-1,user-2", fields[2])
+
+	err := run(context.Background(), []string{"send", "--template", "999", "--to", "u"}, env, io.Discard, io.Discard)
+	require.ErrorContains(t, err, "unknown_template")
+	err = run(context.Background(), []string{"send", "--template", id, "--to", "u"}, env, io.Discard, io.Discard)
+	require.ErrorContains(t, err, "missing_variable")
+	err = run(context.Background(), []string{"send", "--template", id, "--to", "u", "--key", "wp_not_a_real_key_1234567890"}, []string{"WAYPOST_SERVER=" + base}, io.Discard, io.Discard)
+	require.ErrorContains(t, err, "unauthorized")
+	err = run(context.Background(), []string{"send", "--template", "x", "--to", "u"}, env, io.Discard, io.Discard)
+	require.ErrorIs(t, err, errUsage)
+}
