@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"google.golang.org/grpc"
 
+	"github.com/waypost/waypost/internal/openapi"
 	"github.com/waypost/waypost/internal/platform/config"
 	"github.com/waypost/waypost/internal/platform/grpcx"
 	"github.com/waypost/waypost/internal/platform/httpx"
@@ -94,6 +95,7 @@ func serve(ctx context.Context, m mode, args, environ []string, stdout, stderr i
 	mux := http.NewServeMux()
 	health.Register(mux)
 	mux.Handle("GET /metrics", metrics.Handler(reg))
+	mux.Handle("GET /openapi.json", openapi.Handler())
 	handler := httpx.Chain(mux,
 		httpx.Observe(logger, reg),
 		httpx.Recover(logger),
