@@ -21,7 +21,9 @@ import (
 	"github.com/waypost/waypost/internal/platform/grpcx"
 	"github.com/waypost/waypost/internal/platform/lifecycle"
 	"github.com/waypost/waypost/internal/platform/sqldb"
+	"github.com/waypost/waypost/internal/push/channel/inbox"
 	pushstore "github.com/waypost/waypost/internal/push/store"
+	"github.com/waypost/waypost/internal/push/trace"
 	orderv1 "github.com/waypost/waypost/proto/gen/go/waypost/downstream/order/v1"
 )
 
@@ -33,6 +35,8 @@ func migrationSets() []sqldb.Migrations {
 		sandbox.Migrations(),
 		store.Migrations(),
 		pushstore.Migrations(),
+		inbox.Migrations(),
+		trace.Migrations(),
 	}
 }
 
@@ -48,9 +52,13 @@ type wiring struct {
 	closers  []func() error // run after the group has stopped
 	grpcAddr string         // the bound gRPC address, for in-process clients
 	banner   []string       // extra lines for the ready banner
+	// endStreams end long-lived HTTP responses before the server drains.
+	endStreams []func()
 
 	pushStore *pushstore.Store
 	authn     auth.Authenticator
+	inbox     *inbox.Hub
+	inboxSt   *inbox.Store
 }
 
 // close releases client connections opened while wiring.
@@ -122,4 +130,12 @@ func addHub(ctx context.Context, w *wiring, standalone bool) error {
 	}
 	w.group.Add("tracking-relay", func() error { return relay.Run(context.Background()) }, relay.Stop)
 	return nil
+}
+
+// inboxStore returns the in-app inbox's store over the SQL engine.
+func (w *wiring) inboxStore() *inbox.Store {
+	if w.inboxSt == nil {
+		w.inboxSt = inbox.NewStore(w.eng.sql)
+	}
+	return w.inboxSt
 }

@@ -16,7 +16,9 @@ import (
 	"github.com/waypost/waypost/internal/platform/auth"
 	"github.com/waypost/waypost/internal/push/access"
 	"github.com/waypost/waypost/internal/push/admin"
+	"github.com/waypost/waypost/internal/push/channel/inbox"
 	pushstore "github.com/waypost/waypost/internal/push/store"
+	"github.com/waypost/waypost/internal/push/trace"
 )
 
 // openPushStore opens the push store, which also holds the API keys every
@@ -78,14 +80,22 @@ func masterKey(passphrase, data string) ([]byte, error) {
 	return pushstore.DeriveMasterKey(passphrase)
 }
 
-// addPushAPI serves what the api and admin roles own: sending, and the
-// management of templates, channel accounts and keys.
-func addPushAPI(w *wiring, roles []string) error {
+// addPush runs the push roles: api (send, inbox), admin (templates,
+// accounts, keys), trace (anchor consumer and queries).
+func addPush(w *wiring, roles []string) error {
 	if slices.Contains(roles, "admin") {
 		admin.New(w.pushStore, w.logger.With("component", "push-admin")).Register(w.mux, w.authn)
 	}
+	if slices.Contains(roles, "trace") {
+		if err := addTrace(w); err != nil {
+			return err
+		}
+	}
 	if !slices.Contains(roles, "api") {
 		return nil
+	}
+	if err := addInboxAPI(w); err != nil {
+		return err
 	}
 	h, err := access.New(access.Config{MaxMessages: w.cfg.Push.MaxMessages}, w.pushStore, w.eng.queue, w.eng.kv,
 		w.logger.With("component", "push-access"), w.reg,
@@ -95,6 +105,52 @@ func addPushAPI(w *wiring, roles []string) error {
 	}
 	w.closers = append(w.closers, func() error { h.Close(); return nil })
 	h.Register(w.mux, auth.Require(w.authn, auth.ScopeSend))
+	return nil
+}
+
+// inboxHub returns the process's one inbox hub, which fans new in-app
+// messages out to live streams (and polls the store for other instances').
+func inboxHub(w *wiring) (*inbox.Hub, error) {
+	if w.inbox != nil {
+		return w.inbox, nil
+	}
+	hub, err := inbox.NewHub(w.inboxStore(), inbox.HubConfig{}, w.logger.With("component", "inbox"), w.reg)
+	if err != nil {
+		return nil, fmt.Errorf("inbox: %w", err)
+	}
+	w.inbox = hub
+	w.group.Add("inbox-hub", func() error { return hub.Run(context.Background()) }, func(context.Context) error {
+		hub.Close()
+		return nil
+	})
+	w.endStreams = append(w.endStreams, hub.Close)
+	return hub, nil
+}
+
+// addInboxAPI serves the in-app inbox: list, mark read, live stream.
+func addInboxAPI(w *wiring) error {
+	hub, err := inboxHub(w)
+	if err != nil {
+		return err
+	}
+	inbox.NewAPI(w.inboxStore(), hub, inbox.APIConfig{}, w.logger.With("component", "inbox")).
+		Register(w.mux, auth.Require(w.authn, auth.ScopeSend))
+	return nil
+}
+
+// addTrace consumes anchors into the trace store and serves its queries.
+func addTrace(w *wiring) error {
+	st := trace.NewStore(w.eng.sql)
+	c, err := trace.NewConsumer(w.eng.queue, st, trace.ConsumerConfig{}, w.logger.With("component", "trace"), w.reg)
+	if err != nil {
+		return fmt.Errorf("trace: %w", err)
+	}
+	w.group.Add("trace-consumer", func() error { return c.Run(context.Background()) }, func(context.Context) error {
+		c.Close()
+		return nil
+	})
+	trace.NewAPI(st, trace.APIConfig{}, w.logger.With("component", "trace")).
+		Register(w.mux, auth.Require(w.authn, auth.ScopeTrace))
 	return nil
 }
 

@@ -125,16 +125,21 @@ func serve(ctx context.Context, m mode, args, environ []string, stdout, stderr i
 	}
 
 	group := lifecycle.New(logger, cfg.ShutdownTimeout)
-	group.Add("http", httpSrv.Serve, func(ctx context.Context) error {
-		health.SetDraining()
-		return httpSrv.Shutdown(ctx)
-	})
-	group.Add("grpc", grpcSrv.Serve, grpcSrv.Shutdown)
-
 	w := &wiring{
 		cfg: cfg.Config, eng: eng, mux: mux, grpc: grpcSrv, group: group,
 		logger: logger, reg: reg, grpcAddr: grpcSrv.Addr().String(),
 	}
+	group.Add("http", httpSrv.Serve, func(ctx context.Context) error {
+		health.SetDraining()
+		// Long-lived responses (event streams) end first, or Shutdown
+		// would wait for them until the deadline.
+		for _, end := range w.endStreams {
+			end()
+		}
+		return httpSrv.Shutdown(ctx)
+	})
+	group.Add("grpc", grpcSrv.Serve, grpcSrv.Shutdown)
+
 	defer func() {
 		if err := w.close(); err != nil {
 			logger.Warn("closing clients", "err", err)
@@ -163,7 +168,7 @@ func addComponents(ctx context.Context, m mode, w *wiring) error {
 	}
 	switch m {
 	case modeUp:
-		if err := addPushAPI(w, config.PushRoles()); err != nil {
+		if err := addPush(w, config.PushRoles()); err != nil {
 			return err
 		}
 		if err := addSandbox(ctx, w); err != nil {
@@ -171,7 +176,7 @@ func addComponents(ctx context.Context, m mode, w *wiring) error {
 		}
 		return addHub(ctx, w, false)
 	case modePush:
-		return addPushAPI(w, w.cfg.Push.Roles)
+		return addPush(w, w.cfg.Push.Roles)
 	case modeSandbox:
 		return addSandbox(ctx, w)
 	case modeHub:
