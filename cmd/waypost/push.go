@@ -14,9 +14,12 @@ import (
 	"strings"
 
 	"github.com/waypost/waypost/internal/platform/auth"
+	"github.com/waypost/waypost/internal/platform/egress"
+	"github.com/waypost/waypost/internal/push"
 	"github.com/waypost/waypost/internal/push/access"
 	"github.com/waypost/waypost/internal/push/admin"
 	"github.com/waypost/waypost/internal/push/channel/inbox"
+	"github.com/waypost/waypost/internal/push/handler"
 	pushstore "github.com/waypost/waypost/internal/push/store"
 	"github.com/waypost/waypost/internal/push/trace"
 )
@@ -91,6 +94,11 @@ func addPush(w *wiring, roles []string) error {
 			return err
 		}
 	}
+	if slices.Contains(roles, "handler") {
+		if err := addHandler(w); err != nil {
+			return err
+		}
+	}
 	if !slices.Contains(roles, "api") {
 		return nil
 	}
@@ -125,6 +133,31 @@ func inboxHub(w *wiring) (*inbox.Hub, error) {
 	})
 	w.endStreams = append(w.endStreams, hub.Close)
 	return hub, nil
+}
+
+// addHandler consumes every channel × message-type topic, each with its own
+// worker pool, and sends through the channels' providers.
+func addHandler(w *wiring) error {
+	allow, err := egress.ParseAllow(strings.Join(w.cfg.Push.EgressAllow, ","))
+	if err != nil {
+		return fmt.Errorf("push.egress_allow: %w", err)
+	}
+	hub, err := inboxHub(w)
+	if err != nil {
+		return err
+	}
+	senders := handler.NewSenders(w.pushStore, handler.DefaultFactories(egress.New(allow)))
+	senders.RegisterNoAccount(push.ChannelInbox, inbox.Factory(w.inboxStore(), hub))
+	h, err := handler.New(handler.Config{
+		Pool:        handler.PoolSize{Workers: w.cfg.Push.Workers, Queue: w.cfg.Push.Queue},
+		MaxAttempts: w.cfg.Push.MaxAttempts,
+	}, w.eng.queue, w.eng.kv, senders, w.logger.With("component", "push-handler"), w.reg)
+	if err != nil {
+		return fmt.Errorf("push handler: %w", err)
+	}
+	// Run gets a context that is never cancelled: the group's stop drains it.
+	w.group.Add("push-handler", func() error { return h.Run(context.Background()) }, h.Close)
+	return nil
 }
 
 // addInboxAPI serves the in-app inbox: list, mark read, live stream.

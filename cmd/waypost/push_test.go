@@ -3,11 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -35,6 +37,31 @@ func TestSendThroughTheCLI(t *testing.T) {
 	require.Len(t, fields[0], 26, "a ULID message id")
 	require.Len(t, fields[1], 16, "the seed's businessId")
 	require.Equal(t, "user-1,user-2", fields[2])
+	messageID := fields[0]
+
+	// The handler delivers to the in-app inbox, and the trace shows the way.
+	require.Eventually(t, func() bool {
+		resp := get(t, base+"/api/v1/inbox/user-2/messages", testKey)
+		defer resp.Body.Close()
+		var box struct {
+			Messages []struct{ MessageID, Text string }
+		}
+		return json.NewDecoder(resp.Body).Decode(&box) == nil && len(box.Messages) == 1 &&
+			box.Messages[0].MessageID == messageID && box.Messages[0].Text == "Hello Ana"
+	}, 15*time.Second, 50*time.Millisecond, "the message reaches user-2's inbox")
+	require.Eventually(t, func() bool {
+		resp := get(t, base+"/api/v1/trace/messages/"+messageID, testKey)
+		defer resp.Body.Close()
+		var tr struct{ Events []struct{ Receiver, State string } }
+		if json.NewDecoder(resp.Body).Decode(&tr) != nil {
+			return false
+		}
+		states := map[string]int{}
+		for _, e := range tr.Events {
+			states[e.State]++
+		}
+		return states["received"] == 2 && states["sent"] == 2
+	}, 15*time.Second, 50*time.Millisecond, "trace shows received and sent for both receivers")
 
 	err := run(context.Background(), []string{"send", "--template", "999", "--to", "u"}, env, io.Discard, io.Discard)
 	require.ErrorContains(t, err, "unknown_template")

@@ -133,6 +133,12 @@ type Push struct {
 	EgressAllow []string `yaml:"egress_allow"`
 	// MaxMessages bounds the messages of one send request.
 	MaxMessages int `yaml:"max_messages"`
+	// Workers and Queue size each channel × message-type worker pool of the
+	// handler role: sends at once, and tasks waiting for a worker.
+	Workers int `yaml:"workers"`
+	Queue   int `yaml:"queue"`
+	// MaxAttempts bounds deliveries of a task whose sends fail transiently.
+	MaxAttempts int `yaml:"max_attempts"`
 }
 
 // Hub configures the station operations system.
@@ -173,7 +179,7 @@ func Default() Config {
 			SampleRatio: 1,
 			ServiceName: "waypost",
 		},
-		Push:    Push{Roles: []string{"api", "handler", "trace", "cron", "admin"}, MaxMessages: 500},
+		Push:    Push{Roles: []string{"api", "handler", "trace", "cron", "admin"}, MaxMessages: 500, Workers: 8, Queue: 256, MaxAttempts: 5},
 		Hub:     Hub{CallTimeout: 300 * time.Millisecond},
 		Sandbox: Sandbox{Latency: "none"},
 	}
@@ -243,6 +249,9 @@ func (c Config) Validate() error {
 	check(c.Tracing.SampleRatio >= 0 && c.Tracing.SampleRatio <= 1, "tracing.sample_ratio: want 0..1, got %v", c.Tracing.SampleRatio)
 	check(c.Hub.CallTimeout > 0, "hub.call_timeout: must be positive, got %s", c.Hub.CallTimeout)
 	check(c.Push.MaxMessages > 0, "push.max_messages: must be positive")
+	check(c.Push.Workers > 0, "push.workers: must be positive")
+	check(c.Push.Queue >= 0, "push.queue: must not be negative")
+	check(c.Push.MaxAttempts > 0, "push.max_attempts: must be positive")
 	for _, r := range c.Push.Roles {
 		check(slices.Contains(PushRoles(), r), "push.roles: unknown role %q (want some of %v)", r, PushRoles())
 	}

@@ -1,0 +1,224 @@
+package handler
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/waypost/waypost/internal/platform/kv"
+	"github.com/waypost/waypost/internal/platform/queue"
+	"github.com/waypost/waypost/internal/push"
+	"github.com/waypost/waypost/internal/push/channel"
+)
+
+// Ledger values of a receiver's key.
+var (
+	markSending = []byte("sending")
+	markSent    = []byte("sent")
+	markFailed  = []byte("failed")
+)
+
+// ReasonRetriesExhausted is the send_failed detail of a receiver that still
+// failed transiently on its last allowed attempt.
+const ReasonRetriesExhausted = "retries_exhausted"
+
+// LedgerKey is the send-ledger key of one receiver of one message.
+func LedgerKey(messageID, receiver string) string {
+	return "push:ledger:" + messageID + ":" + receiver
+}
+
+// outcome is where one receiver stands after an attempt.
+type outcome int
+
+const (
+	settled outcome = iota // sent, failed or skipped: nothing more to do
+	retry                  // transient failure: ledger cleared, try again later
+	busy                   // another attempt holds the receiver: look again later
+)
+
+// handle runs one delivery through c's pool.
+func (h *Handler) handle(ctx context.Context, c *consumer, d *queue.Delivery) {
+	if err := c.pool.acquire(ctx); err != nil {
+		h.nack(ctx, d, h.cfg.RejectDelay)
+		return
+	}
+	start := time.Now()
+	defer func() { c.pool.release(time.Since(start)) }()
+	var task push.Task
+	if err := json.Unmarshal(d.Value, &task); err != nil || task.MessageID == "" {
+		// A task that cannot be read never will be; redelivering it would
+		// loop forever, so it is logged and dropped.
+		h.log.Error("drop malformed task", "topic", d.Topic, "id", d.ID, "err", err)
+		h.ack(ctx, d)
+		return
+	}
+	if h.process(ctx, c, d, task) {
+		h.ack(ctx, d)
+	}
+}
+
+// process sends task to every receiver not yet settled and reports whether
+// the delivery may be acked; otherwise it has been nacked.
+func (h *Handler) process(ctx context.Context, c *consumer, d *queue.Delivery, task push.Task) bool {
+	sender, err := h.senders.Resolve(ctx, task)
+	if err != nil {
+		if !channel.IsPermanent(err) {
+			h.log.Warn("resolve sender; retrying task", "messageId", task.MessageID, "channel", task.Channel, "err", err)
+			h.nack(ctx, d, h.cfg.backoff(d.Attempt))
+			return false
+		}
+		sender = failing{err: err}
+	}
+	var retries []string
+	var lastErr error
+	waiting := false
+	for _, rcv := range task.Receivers {
+		if ctx.Err() != nil {
+			// Draining past its bound: hand the task back so the receivers
+			// not yet settled are redelivered.
+			h.nack(ctx, d, h.cfg.RejectDelay)
+			return false
+		}
+		out, err := h.sendOne(ctx, c, d, task, sender, rcv)
+		switch out {
+		case retry:
+			retries = append(retries, rcv)
+			lastErr = err
+		case busy:
+			waiting = true
+		case settled:
+		}
+	}
+	if len(retries) > 0 && d.Attempt >= h.cfg.maxAttempts(task.Channel) {
+		for _, rcv := range retries {
+			h.giveUp(ctx, task, d.Attempt, rcv, lastErr)
+		}
+		retries = nil
+	}
+	if len(retries) > 0 || waiting {
+		h.nack(ctx, d, h.cfg.backoff(d.Attempt))
+		return false
+	}
+	return true
+}
+
+// sendOne claims rcv in the ledger, sends, and records the result.
+func (h *Handler) sendOne(ctx context.Context, c *consumer, d *queue.Delivery, task push.Task, sender channel.Sender, rcv string) (outcome, error) {
+	key := LedgerKey(task.MessageID, rcv)
+	ch := string(task.Channel)
+	claimed, err := h.ledger.SetNX(ctx, key, markSending, h.cfg.SendingTTL)
+	if err != nil {
+		h.met.sends.WithLabelValues(ch, "retry").Inc()
+		return retry, fmt.Errorf("ledger claim %s: %w", key, err)
+	}
+	if !claimed {
+		v, err := h.ledger.Get(ctx, key)
+		switch {
+		case errors.Is(err, kv.ErrNotFound):
+			// The holder cleared it between our two calls: look again later.
+			h.met.sends.WithLabelValues(ch, "busy").Inc()
+			return busy, nil
+		case err != nil:
+			h.met.sends.WithLabelValues(ch, "retry").Inc()
+			return retry, fmt.Errorf("ledger read %s: %w", key, err)
+		case string(v) == string(markSending):
+			h.met.sends.WithLabelValues(ch, "busy").Inc()
+			return busy, nil
+		default: // sent or failed: settled by an earlier attempt
+			h.met.sends.WithLabelValues(ch, "skipped").Inc()
+			return settled, nil
+		}
+	}
+	res, err := sender.Send(ctx, channel.Message{
+		MessageID: task.MessageID, BusinessID: task.BusinessID, TemplateID: task.TemplateID,
+		Receiver: rcv, Subject: task.Subject, Text: task.Text, HTML: task.HTML,
+	})
+	switch {
+	case err == nil:
+		if err := h.ledger.Set(context.WithoutCancel(ctx), key, markSent, h.cfg.SentTTL); err != nil {
+			// The send happened; without the mark a redelivery after the
+			// sending mark expires would send again. Log loudly; the task
+			// is still acked so this attempt does not resend.
+			h.log.Error("ledger mark sent", "key", key, "err", err)
+		}
+		h.met.sends.WithLabelValues(ch, "sent").Inc()
+		h.anchor(task, rcv, push.StateSent, d.Attempt, res.ProviderID)
+		return settled, nil
+	case channel.IsPermanent(err):
+		h.fail(ctx, task, d.Attempt, rcv, Reason(err))
+		h.log.Info("send failed permanently", "messageId", task.MessageID, "receiver", rcv, "channel", ch, "err", err)
+		return settled, nil
+	default:
+		// Clear the claim so the retry (or another member) may send.
+		if derr := h.ledger.Delete(context.WithoutCancel(ctx), key); derr != nil {
+			h.log.Warn("ledger clear after transient failure; retry waits for the sending TTL", "key", key, "err", derr)
+		}
+		h.met.sends.WithLabelValues(ch, "retry").Inc()
+		h.log.Warn("send failed; will retry", "messageId", task.MessageID, "receiver", rcv, "channel", ch,
+			"attempt", d.Attempt, "err", err)
+		return retry, err
+	}
+}
+
+// giveUp settles a receiver whose retries ran out. It claims the ledger
+// first, since the transient failure cleared it.
+func (h *Handler) giveUp(ctx context.Context, task push.Task, attempt int, rcv string, lastErr error) {
+	key := LedgerKey(task.MessageID, rcv)
+	claimed, err := h.ledger.SetNX(ctx, key, markSending, h.cfg.SendingTTL)
+	switch {
+	case err != nil:
+		// The ledger is down: only the anchor records the failure.
+		h.log.Warn("ledger claim to give up", "key", key, "err", err)
+	case !claimed:
+		return // another attempt took the receiver over
+	}
+	h.log.Warn("send retries exhausted", "messageId", task.MessageID, "receiver", rcv,
+		"channel", task.Channel, "attempts", attempt, "err", lastErr)
+	h.fail(ctx, task, attempt, rcv, ReasonRetriesExhausted)
+}
+
+// fail marks rcv failed so no retry sends it, and emits send_failed.
+func (h *Handler) fail(ctx context.Context, task push.Task, attempt int, rcv, reason string) {
+	key := LedgerKey(task.MessageID, rcv)
+	if err := h.ledger.Set(context.WithoutCancel(ctx), key, markFailed, h.cfg.SentTTL); err != nil {
+		h.log.Error("ledger mark failed", "key", key, "err", err)
+	}
+	h.met.sends.WithLabelValues(string(task.Channel), "failed").Inc()
+	h.anchor(task, rcv, push.StateSendFailed, attempt, reason)
+}
+
+// anchor emits one anchor; its eventId is stable for the attempt so a
+// downstream consumer can drop duplicates.
+func (h *Handler) anchor(task push.Task, rcv, state string, attempt int, detail string) {
+	h.emit.emit(push.Anchor{
+		EventID:    task.MessageID + ":" + rcv + ":" + state + ":" + strconv.Itoa(attempt),
+		MessageID:  task.MessageID,
+		BusinessID: task.BusinessID,
+		Receiver:   rcv,
+		State:      state,
+		At:         h.now(),
+		Detail:     detail,
+	})
+}
+
+func (h *Handler) ack(ctx context.Context, d *queue.Delivery) {
+	if err := d.Ack(context.WithoutCancel(ctx)); err != nil {
+		h.log.Warn("ack task; it will be redelivered and skipped by the ledger", "topic", d.Topic, "id", d.ID, "err", err)
+	}
+}
+
+func (h *Handler) nack(ctx context.Context, d *queue.Delivery, delay time.Duration) {
+	if err := d.Nack(context.WithoutCancel(ctx), delay); err != nil {
+		h.log.Warn("nack task; it returns after the ack timeout", "topic", d.Topic, "id", d.ID, "err", err)
+	}
+}
+
+// failing stands in for the sender of a task whose sender cannot be built.
+type failing struct{ err error }
+
+func (f failing) Send(context.Context, channel.Message) (channel.Result, error) {
+	return channel.Result{}, f.err
+}
