@@ -59,6 +59,30 @@ func openPushStore(ctx context.Context, w *wiring) error {
 	return nil
 }
 
+// seedDemo gives a fresh `up` something to send at once: an approved in-app
+// inbox template, created only on a database that has no template yet.
+func seedDemo(ctx context.Context, w *wiring) error {
+	existing, err := w.pushStore.ListTemplates(ctx, pushstore.TemplateFilter{}, pushstore.Page{Limit: 1})
+	if err != nil || len(existing) > 0 {
+		return err
+	}
+	t, err := w.pushStore.CreateTemplate(ctx, push.Template{
+		Name: "Welcome (demo)", Channel: push.ChannelInbox, MsgType: push.MsgNotice, Kind: push.KindRealtime,
+		Quiet: push.QuietNone, TimeZone: "UTC",
+		Content: push.Content{Text: "Hello {{.name}}, welcome to Waypost."},
+	}, "seed")
+	if err != nil {
+		return fmt.Errorf("seed demo template: %w", err)
+	}
+	for _, a := range []pushstore.Action{pushstore.ActionSubmit, pushstore.ActionApprove} {
+		if t, err = w.pushStore.Transition(ctx, t.ID, 0, a, "seed", ""); err != nil {
+			return fmt.Errorf("seed demo template: %s: %w", a, err)
+		}
+	}
+	w.banner = append(w.banner, fmt.Sprintf("demo     inbox template %d is approved: waypost send --template %d --to alice --var name=Alice", t.ID, t.ID))
+	return nil
+}
+
 // masterKey derives the account-secret key from the configured passphrase,
 // or from one kept in <data>/master.key, created on first use.
 func masterKey(passphrase, data string) ([]byte, error) {

@@ -72,3 +72,25 @@ func TestSendThroughTheCLI(t *testing.T) {
 	err = run(context.Background(), []string{"send", "--template", "x", "--to", "u"}, env, io.Discard, io.Discard)
 	require.ErrorIs(t, err, errUsage)
 }
+
+// TestFirstMinute: a fresh up has an approved inbox template to send with.
+func TestFirstMinute(t *testing.T) {
+	cmd, base, out := startUp(t, t.TempDir(), "WAYPOST_BOOTSTRAP_API_KEY="+testKey)
+	defer stop(t, cmd)
+	var id string
+	for _, l := range out {
+		if f := strings.Fields(l); len(f) > 3 && f[0] == "demo" {
+			id = f[3]
+		}
+	}
+	require.NotEmpty(t, id, "banner names the demo template: %v", out)
+	env := []string{"WAYPOST_SERVER=" + base, "WAYPOST_API_KEY=" + testKey}
+	require.NoError(t, run(context.Background(), []string{"send", "--template", id, "--to", "alice", "--var", "name=Alice"}, env, io.Discard, io.Discard))
+	require.Eventually(t, func() bool {
+		resp := get(t, base+"/api/v1/inbox/alice/messages", testKey)
+		defer resp.Body.Close()
+		var box struct{ Messages []struct{ Text string } }
+		return json.NewDecoder(resp.Body).Decode(&box) == nil && len(box.Messages) == 1 &&
+			box.Messages[0].Text == "Hello Alice, welcome to Waypost."
+	}, 15*time.Second, 50*time.Millisecond)
+}

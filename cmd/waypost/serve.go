@@ -168,6 +168,9 @@ func addComponents(ctx context.Context, m mode, w *wiring) error {
 	}
 	switch m {
 	case modeUp:
+		if err := seedDemo(ctx, w); err != nil {
+			return err
+		}
 		if err := addPush(w, config.PushRoles()); err != nil {
 			return err
 		}
