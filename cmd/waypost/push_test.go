@@ -52,7 +52,9 @@ func TestSendThroughTheCLI(t *testing.T) {
 	require.Eventually(t, func() bool {
 		resp := get(t, base+"/api/v1/trace/messages/"+messageID, testKey)
 		defer resp.Body.Close()
-		var tr struct{ Events []struct{ Receiver, State string } }
+		var tr struct {
+			Events []struct{ Receiver, State string }
+		}
 		if json.NewDecoder(resp.Body).Decode(&tr) != nil {
 			return false
 		}
