@@ -14,8 +14,11 @@ import (
 const (
 	moverConsumer = "waypost_delay_mover"
 	// moverAckWait bounds how late a due message can be when the Queue
-	// moving it dies; it must stay below dedupWindow.
-	moverAckWait = 30 * time.Second
+	// moving it dies or closes with it prefetched but not yet held (a hold
+	// or a republish takes milliseconds, so this can be short); it must stay
+	// below dedupWindow so a republish retried after it is still dropped as
+	// a duplicate.
+	moverAckWait = 5 * time.Second
 	// moverMaxPending is how many messages may wait in the delay stream at
 	// once before newer ones are seen (held messages count as pending).
 	moverMaxPending = 1 << 20
