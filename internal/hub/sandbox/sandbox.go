@@ -12,7 +12,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -38,12 +37,7 @@ const Component = "sandbox"
 
 // Migrations is the sandbox's own schema, to apply before New.
 func Migrations() sqldb.Migrations {
-	sub, err := fs.Sub(migrationsFS, "migrations")
-	if err != nil {
-		// fs.Sub only fails for an invalid path, and "migrations" is valid.
-		panic(err)
-	}
-	return sqldb.Migrations{Component: Component, FS: sub}
+	return sqldb.EmbeddedMigrations(Component, migrationsFS, "migrations")
 }
 
 // Config tunes the sandbox. The zero value is a sandbox without injected

@@ -11,7 +11,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"time"
 
 	"github.com/waypost/waypost/internal/hub/internal/stmtcache"
@@ -26,11 +25,7 @@ var migrations embed.FS
 
 // Migrations is the hub's schema, to apply before using a Store.
 func Migrations() sqldb.Migrations {
-	sub, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		panic(fmt.Sprintf("hub store: embedded migrations: %v", err))
-	}
-	return sqldb.Migrations{Component: Component, FS: sub}
+	return sqldb.EmbeddedMigrations(Component, migrations, "migrations")
 }
 
 // ErrNotFound is returned by reads of a row that does not exist.

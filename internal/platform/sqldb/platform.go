@@ -2,6 +2,7 @@ package sqldb
 
 import (
 	"embed"
+	"fmt"
 	"io/fs"
 )
 
@@ -14,10 +15,17 @@ const PlatformComponent = "platform"
 // PlatformMigrations is the platform's own schema: the settings table that
 // live configuration reads and writes.
 func PlatformMigrations() Migrations {
-	sub, err := fs.Sub(platformFS, "migrations")
+	return EmbeddedMigrations(PlatformComponent, platformFS, "migrations")
+}
+
+// EmbeddedMigrations is the migration set of component whose per-dialect
+// directories (sqlite/, mysql/, postgres/) sit under dir in fsys — the
+// usual `//go:embed migrations` of a package that owns a schema.
+func EmbeddedMigrations(component string, fsys fs.FS, dir string) Migrations {
+	sub, err := fs.Sub(fsys, dir)
 	if err != nil {
-		// fs.Sub only fails for an invalid path, and "migrations" is valid.
-		panic(err)
+		// fs.Sub fails only for an invalid path: a programming error.
+		panic(fmt.Sprintf("sqldb: migrations of %s: %v", component, err))
 	}
-	return Migrations{Component: PlatformComponent, FS: sub}
+	return Migrations{Component: component, FS: sub}
 }

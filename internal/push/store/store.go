@@ -10,7 +10,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"strings"
 	"time"
@@ -27,12 +26,7 @@ const Component = "push"
 
 // Migrations is the push component's schema, one directory per dialect.
 func Migrations() sqldb.Migrations {
-	sub, err := fs.Sub(migrationsFS, "migrations")
-	if err != nil {
-		// fs.Sub fails only for an invalid path, and "migrations" is valid.
-		panic(err)
-	}
-	return sqldb.Migrations{Component: Component, FS: sub}
+	return sqldb.EmbeddedMigrations(Component, migrationsFS, "migrations")
 }
 
 // Store errors beyond the push domain's own.

@@ -11,7 +11,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -28,12 +27,7 @@ const Component = "trace"
 
 // Migrations is the trace schema, one directory per dialect.
 func Migrations() sqldb.Migrations {
-	sub, err := fs.Sub(migrationsFS, "migrations")
-	if err != nil {
-		// fs.Sub fails only for an invalid path, and "migrations" is valid.
-		panic(err)
-	}
-	return sqldb.Migrations{Component: Component, FS: sub}
+	return sqldb.EmbeddedMigrations(Component, migrationsFS, "migrations")
 }
 
 // ErrInvalidAnchor: an anchor misses a required field or has one too long

@@ -14,7 +14,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"strings"
 	"time"
 
@@ -29,12 +28,7 @@ const Component = "inbox"
 
 // Migrations is the inbox schema, one directory per dialect.
 func Migrations() sqldb.Migrations {
-	sub, err := fs.Sub(migrationsFS, "migrations")
-	if err != nil {
-		// fs.Sub fails only for an invalid path, and "migrations" is valid.
-		panic(err)
-	}
-	return sqldb.Migrations{Component: Component, FS: sub}
+	return sqldb.EmbeddedMigrations(Component, migrationsFS, "migrations")
 }
 
 // Store errors.
