@@ -83,7 +83,7 @@ func addSandbox(ctx context.Context, w *wiring) error {
 		return fmt.Errorf("sandbox: %w", err)
 	}
 	svc.RegisterGRPC(w.grpc)
-	guarded(w, "/sandbox/v1/", auth.ScopeAny, svc.RegisterHTTP)
+	guarded(w, auth.ScopeAny, svc.RegisterHTTP)
 
 	// The feed reaches the order centre through gRPC like any other client,
 	// so the sandbox stays replaceable by a real order centre.
@@ -120,7 +120,7 @@ func addHub(ctx context.Context, w *wiring, standalone bool) error {
 	if err != nil {
 		return fmt.Errorf("hub: %w", err)
 	}
-	guarded(w, "/api/v1/hub/", auth.ScopeHub, api.RegisterHTTP)
+	guarded(w, auth.ScopeHub, api.RegisterHTTP)
 	api.RegisterGRPC(w.grpc)
 
 	relay, err := tracking.NewRelay(w.eng.sql, w.eng.queue, tracking.RelayConfig{},

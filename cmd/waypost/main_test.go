@@ -95,6 +95,11 @@ func TestUpServesAndStopsOnSIGTERM(t *testing.T) {
 		return json.NewDecoder(resp.Body).Decode(&wb) == nil && len(wb.Track) == 1 && wb.Track[0].Code == "EMB"
 	}, 10*time.Second, 50*time.Millisecond, "inbound event reaches the order centre's track")
 
+	resp = get(t, base+"/metrics", testKey)
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Contains(t, string(body), `route="POST /api/v1/hub/inbound"`, "metrics label each guarded route")
+
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()

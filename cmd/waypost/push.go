@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/waypost/waypost/internal/platform/auth"
 	"github.com/waypost/waypost/internal/platform/egress"
+	"github.com/waypost/waypost/internal/platform/httpx"
 	"github.com/waypost/waypost/internal/push"
 	"github.com/waypost/waypost/internal/push/access"
 	"github.com/waypost/waypost/internal/push/admin"
@@ -211,10 +211,8 @@ func addTrace(w *wiring) error {
 	return nil
 }
 
-// guarded registers what register adds to a mux under prefix, behind a key
+// guarded registers a component's routes on the mux, each behind a key
 // with scope.
-func guarded(w *wiring, prefix, scope string, register func(mux *http.ServeMux)) {
-	inner := http.NewServeMux()
-	register(inner)
-	w.mux.Handle(prefix, auth.Require(w.authn, scope)(inner))
+func guarded(w *wiring, scope string, register func(r httpx.Router)) {
+	register(httpx.Wrap(w.mux, auth.Require(w.authn, scope)))
 }

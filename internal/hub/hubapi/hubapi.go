@@ -5,8 +5,8 @@
 package hubapi
 
 import (
+	"github.com/waypost/waypost/internal/platform/httpx"
 	"log/slog"
-	"net/http"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -91,7 +91,7 @@ func (a *API) RegisterGRPC(srv grpc.ServiceRegistrar) {
 }
 
 // RegisterHTTP adds the hub's routes under /api/v1/hub to mux.
-func (a *API) RegisterHTTP(mux *http.ServeMux) {
+func (a *API) RegisterHTTP(mux httpx.Router) {
 	mux.HandleFunc("POST /api/v1/hub/inbound", a.inbound)
 	mux.HandleFunc("POST /api/v1/hub/sort", a.sort)
 	mux.HandleFunc("POST /api/v1/hub/containers", a.createContainer)

@@ -12,9 +12,9 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"github.com/waypost/waypost/internal/platform/httpx"
 	"log/slog"
 	"math/rand/v2"
-	"net/http"
 	"sync"
 	"time"
 
@@ -186,7 +186,7 @@ func (s *Service) watch(ctx context.Context, since int64, fetch func(ctx context
 }
 
 // RegisterHTTP registers the upstream and admin HTTP API on mux.
-func (s *Service) RegisterHTTP(mux *http.ServeMux) {
+func (s *Service) RegisterHTTP(mux httpx.Router) {
 	mux.HandleFunc("POST /sandbox/v1/waybills", s.handleCreateWaybill)
 	mux.HandleFunc("GET /sandbox/v1/waybills/{id}", s.handleGetWaybill)
 	mux.HandleFunc("GET /sandbox/v1/stations", s.handleListStations)

@@ -150,3 +150,34 @@ func TestServerDrainsInFlight(t *testing.T) {
 	_, err = http.Get("http://" + srv.Addr().String() + "/")
 	require.Error(t, err, "no intake after shutdown")
 }
+
+func TestWrapKeepsEachRoutePattern(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	mux := http.NewServeMux()
+	deny := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Header.Get("X-Ok") == "" {
+				WriteError(w, http.StatusUnauthorized, "unauthorized", "no")
+				return
+			}
+			next.ServeHTTP(w, r.WithContext(r.Context()))
+		})
+	}
+	var r Router = Wrap(mux, deny)
+	r.HandleFunc("GET /things/{id}", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, r.PathValue("id"))
+	})
+	h := Chain(mux, Observe(slog.New(slog.DiscardHandler), reg))
+
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/things/7", nil))
+	require.Equal(t, http.StatusUnauthorized, rec.Code, "the middleware guards the route")
+
+	req := httptest.NewRequest("GET", "/things/7", nil)
+	req.Header.Set("X-Ok", "1")
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	require.Equal(t, "7", rec.Body.String())
+	require.Equal(t, 1.0, counterValue(t, reg, "GET /things/{id}", "200"), "metrics see the route's own pattern")
+	require.Equal(t, 1.0, counterValue(t, reg, "GET /things/{id}", "401"))
+}

@@ -113,3 +113,21 @@ func Observe(logger *slog.Logger, reg prometheus.Registerer) Middleware {
 		})
 	}
 }
+
+// Router is where a component registers its routes; *http.ServeMux is one.
+type Router interface {
+	HandleFunc(pattern string, handler func(http.ResponseWriter, *http.Request))
+}
+
+// Wrap returns a Router that registers each route on mux behind mw, so the
+// mux still matches (and reports) every route's own pattern.
+func Wrap(mux *http.ServeMux, mw Middleware) Router { return wrapped{mux: mux, mw: mw} }
+
+type wrapped struct {
+	mux *http.ServeMux
+	mw  Middleware
+}
+
+func (w wrapped) HandleFunc(pattern string, h func(http.ResponseWriter, *http.Request)) {
+	w.mux.Handle(pattern, w.mw(http.HandlerFunc(h)))
+}
