@@ -8,11 +8,9 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/waypost/waypost/internal/bench"
-	"github.com/waypost/waypost/internal/push/client"
 )
 
 // benchCmd is `waypost bench push [flags]`: it loads a running server's send
@@ -24,14 +22,7 @@ func benchCmd(ctx context.Context, args, environ []string, stdout, stderr io.Wri
 	}
 	fs := flag.NewFlagSet("bench push", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	env := map[string]string{}
-	for _, kv := range environ {
-		if k, v, ok := strings.Cut(kv, "="); ok {
-			env[k] = v
-		}
-	}
-	server := fs.String("server", env["WAYPOST_SERVER"], "server URL (env WAYPOST_SERVER)")
-	key := fs.String("key", env["WAYPOST_API_KEY"], "API key (env WAYPOST_API_KEY); --setup needs an admin key")
+	newClient := clientFlags(fs, environ, "; --setup needs an admin key")
 	tmpl := fs.Int64("template", 0, "template id to send with (or --setup)")
 	setup := fs.Bool("setup", false, "create a webhook account pointing at the sink and an approved template")
 	concurrency := fs.Int("concurrency", 0, "closed loop: workers (default 8); with --rate: most requests in flight (default 256)")
@@ -64,7 +55,7 @@ func benchCmd(ctx context.Context, args, environ []string, stdout, stderr io.Wri
 	tr.MaxIdleConns = 2 * conns
 	hc := &http.Client{Transport: tr, Timeout: 30 * time.Second}
 	defer tr.CloseIdleConnections()
-	c, err := client.New(*server, *key, hc)
+	c, err := newClient(hc)
 	if err != nil {
 		return fmt.Errorf("%w: %w", errUsage, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"strconv"
 	"strings"
 
@@ -15,8 +16,9 @@ import (
 )
 
 // clientFlags adds --server and --key, defaulting to WAYPOST_SERVER and
-// WAYPOST_API_KEY, and returns a constructor to call after parsing.
-func clientFlags(fs *flag.FlagSet, environ []string) func() (*client.Client, error) {
+// WAYPOST_API_KEY, and returns a constructor to call after parsing (a nil
+// http.Client takes the client's default).
+func clientFlags(fs *flag.FlagSet, environ []string, keyHelp string) func(hc *http.Client) (*client.Client, error) {
 	env := map[string]string{}
 	for _, kv := range environ {
 		if k, v, ok := strings.Cut(kv, "="); ok {
@@ -24,8 +26,8 @@ func clientFlags(fs *flag.FlagSet, environ []string) func() (*client.Client, err
 		}
 	}
 	server := fs.String("server", env["WAYPOST_SERVER"], "server URL (env WAYPOST_SERVER)")
-	key := fs.String("key", env["WAYPOST_API_KEY"], "API key (env WAYPOST_API_KEY)")
-	return func() (*client.Client, error) { return client.New(*server, *key, nil) }
+	key := fs.String("key", env["WAYPOST_API_KEY"], "API key (env WAYPOST_API_KEY)"+keyHelp)
+	return func(hc *http.Client) (*client.Client, error) { return client.New(*server, *key, hc) }
 }
 
 // varsFlag collects repeated --var k=v into a map; a value that parses as
@@ -53,7 +55,7 @@ func (v varsFlag) Set(s string) error {
 func send(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("send", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	newClient := clientFlags(fs, environ)
+	newClient := clientFlags(fs, environ, "")
 	tmpl := fs.String("template", "", "template id")
 	to := fs.String("to", "", "receivers, comma-separated")
 	bizID := fs.String("biz-id", "", "your own id of this message, echoed in traces")
@@ -76,7 +78,7 @@ func send(ctx context.Context, args, environ []string, stdout, stderr io.Writer)
 	if len(receivers) == 0 {
 		return fmt.Errorf("%w: --to wants at least one receiver", errUsage)
 	}
-	c, err := newClient()
+	c, err := newClient(nil)
 	if err != nil {
 		return fmt.Errorf("%w: %w", errUsage, err)
 	}
