@@ -1,7 +1,9 @@
 // Package downstream is the hub's view of the five systems it depends on —
 // order centre, basic data, billing, delivery status and linehaul — behind
 // one small interface, with a gRPC implementation that bounds every call by
-// a deadline and turns failures into the hub's refusal codes.
+// a deadline, turns failures into the hub's refusal codes, and shares and
+// caches the basic data lookups (stations, routes, sort plans) until basic
+// data announces a change.
 package downstream
 
 import (
@@ -38,14 +40,29 @@ type Client interface {
 	CreatePreAlert(ctx context.Context, pa hub.PreAlert) (string, error)
 }
 
+// ErrLookupPanicked is returned to every caller waiting on a basic data
+// lookup whose fetch panicked; the panic is logged with its stack and the
+// process carries on.
+var ErrLookupPanicked = errors.New("downstream: lookup panicked")
+
 // Config tunes the gRPC client.
 type Config struct {
 	// CallTimeout bounds every downstream call; the caller's deadline, when
-	// earlier, wins. Default 300ms.
+	// earlier, wins. A station, route or sort plan lookup shared by several
+	// callers runs for up to CallTimeout even when the caller that started
+	// it gives up sooner. Default 300ms.
 	CallTimeout time.Duration
-	// StationTTL is how long a station or route lookup is reused. Default 5s.
+	// StationTTL is how long a station, route or sort plan lookup is
+	// reused. Watch drops an entry as soon as basic data announces a change
+	// to it; the TTL bounds staleness when the change stream is down.
+	// Default 5s.
 	StationTTL time.Duration
-	// Now is the clock of the station and route caches; default time.Now.
+	// WatchRetryMin and WatchRetryMax bound the backoff with which Watch
+	// resubscribes after losing the change stream: it doubles from the
+	// minimum to the maximum, with jitter. Defaults 200ms and 10s.
+	WatchRetryMin time.Duration
+	WatchRetryMax time.Duration
+	// Now is the clock of the caches; default time.Now.
 	Now func() time.Time
 }
 
@@ -55,6 +72,15 @@ func (c Config) withDefaults() Config {
 	}
 	if c.StationTTL <= 0 {
 		c.StationTTL = 5 * time.Second
+	}
+	if c.WatchRetryMin <= 0 {
+		c.WatchRetryMin = 200 * time.Millisecond
+	}
+	if c.WatchRetryMax <= 0 {
+		c.WatchRetryMax = 10 * time.Second
+	}
+	if c.WatchRetryMax < c.WatchRetryMin {
+		c.WatchRetryMax = c.WatchRetryMin
 	}
 	if c.Now == nil {
 		c.Now = time.Now

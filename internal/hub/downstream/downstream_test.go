@@ -2,6 +2,8 @@ package downstream
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -49,6 +51,14 @@ func TestTranslate(t *testing.T) {
 // returns a client to it.
 func newClient(t *testing.T, injection string, cfg Config) *GRPC {
 	t.Helper()
+	c, _ := newSandbox(t, injection, cfg)
+	return c
+}
+
+// newSandbox is newClient that also serves the sandbox's HTTP API (its
+// admin endpoints change basic data) and returns its base URL.
+func newSandbox(t *testing.T, injection string, cfg Config) (*GRPC, string) {
+	t.Helper()
 	inj, err := sandbox.ParseInjection(injection)
 	require.NoError(t, err)
 	db := sqltest.New(t, sqldb.SQLite, sandbox.Migrations())
@@ -59,16 +69,20 @@ func newClient(t *testing.T, injection string, cfg Config) *GRPC {
 	sb.RegisterGRPC(srv)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve() }()
+	mux := http.NewServeMux()
+	sb.RegisterHTTP(mux)
+	hs := httptest.NewServer(mux)
 	c, err := Dial(context.Background(), srv.Addr().String(), cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() {
+		hs.Close()
 		_ = c.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		require.NoError(t, srv.Shutdown(ctx))
 		require.NoError(t, <-served)
 	})
-	return c
+	return c, hs.URL
 }
 
 func TestGRPCClient(t *testing.T) {
@@ -142,7 +156,8 @@ func TestRouteCache(t *testing.T) {
 	conn, err := grpc.NewClient(base.conn.Target(), grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithUnaryInterceptor(count))
 	require.NoError(t, err)
-	c := New(conn, Config{StationTTL: time.Minute, Now: func() time.Time { return now }})
+	c, err := New(conn, Config{StationTTL: time.Minute, Now: func() time.Time { return now }})
+	require.NoError(t, err)
 	defer func() { _ = c.Close() }()
 
 	want := []string{"SGFM01", "SGSC01", "SGLM01"}

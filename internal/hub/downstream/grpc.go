@@ -3,13 +3,16 @@ package downstream
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
-	"sync"
+	"sync/atomic"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/waypost/waypost/internal/hub"
+	"github.com/waypost/waypost/internal/platform/log"
 	basicdatav1 "github.com/waypost/waypost/proto/gen/go/waypost/downstream/basicdata/v1"
 	billingv1 "github.com/waypost/waypost/proto/gen/go/waypost/downstream/billing/v1"
 	deliveryv1 "github.com/waypost/waypost/proto/gen/go/waypost/downstream/delivery/v1"
@@ -17,9 +20,14 @@ import (
 	orderv1 "github.com/waypost/waypost/proto/gen/go/waypost/downstream/order/v1"
 )
 
-// GRPC is the Client over the downstream gRPC services.
+// GRPC is the Client over the downstream gRPC services. Stations, routes
+// and sort plans are fetched once for all concurrent callers, cached for
+// StationTTL and forgotten when basic data announces a change (see Watch);
+// sort plans are cached only while Watch is subscribed.
 type GRPC struct {
 	cfg       Config
+	logger    *slog.Logger
+	met       *clientMetrics
 	conn      *grpc.ClientConn
 	order     orderv1.OrderServiceClient
 	basicdata basicdatav1.BasicDataServiceClient
@@ -27,107 +35,81 @@ type GRPC struct {
 	delivery  deliveryv1.DeliveryServiceClient
 	linehaul  linehaulv1.LinehaulServiceClient
 
-	mu       sync.Mutex
-	stations map[string]cachedStation
-	routes   map[[2]string]cachedRoute
+	stations *lookup[hub.Station]
+	routes   *lookup[[]string]
+	plans    *lookup[hub.SortPlan]
+	// watching counts Watch subscriptions in place; sort plans are cached
+	// only while there is one, since nothing else would tell the hub of a
+	// newly published plan.
+	watching atomic.Int32
 }
 
-// maxRoutes bounds the route cache.
-const maxRoutes = 4096
+// Option sets what a client takes besides its Config.
+type Option func(*options)
 
-type cachedRoute struct {
-	route []string
-	until int64
+type options struct {
+	logger *slog.Logger
+	reg    prometheus.Registerer
 }
 
-type cachedStation struct {
-	station hub.Station
-	until   int64
-}
+// WithLogger sets the logger; nil (the default) discards.
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithRegisterer sets where the client's metrics are registered; nil (the
+// default) keeps them unexported.
+func WithRegisterer(reg prometheus.Registerer) Option { return func(o *options) { o.reg = reg } }
 
 // Dial connects to target, where all five services are served (in `up`, the
 // process's own gRPC address). It does not block on the connection.
-func Dial(_ context.Context, target string, cfg Config) (*GRPC, error) {
+func Dial(_ context.Context, target string, cfg Config, opts ...Option) (*GRPC, error) {
 	conn, err := grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		return nil, fmt.Errorf("downstream: dial %s: %w", target, err)
 	}
-	return New(conn, cfg), nil
+	g, err := New(conn, cfg, opts...)
+	if err != nil {
+		_ = conn.Close()
+		return nil, err
+	}
+	return g, nil
 }
 
 // New returns a client over an existing connection; Close closes it.
-func New(conn *grpc.ClientConn, cfg Config) *GRPC {
-	return &GRPC{
-		cfg:       cfg.withDefaults(),
+func New(conn *grpc.ClientConn, cfg Config, opts ...Option) (*GRPC, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	met, err := newClientMetrics(o.reg)
+	if err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	logger := log.OrDiscard(o.logger)
+	g := &GRPC{
+		cfg:       cfg,
+		logger:    logger,
+		met:       met,
 		conn:      conn,
 		order:     orderv1.NewOrderServiceClient(conn),
 		basicdata: basicdatav1.NewBasicDataServiceClient(conn),
 		billing:   billingv1.NewBillingServiceClient(conn),
 		delivery:  deliveryv1.NewDeliveryServiceClient(conn),
 		linehaul:  linehaulv1.NewLinehaulServiceClient(conn),
-		stations:  make(map[string]cachedStation),
-		routes:    make(map[[2]string]cachedRoute),
 	}
+	g.stations = newLookup(kindStation, cfg, logger, met, g.fetchStation, nil)
+	g.routes = newLookup(kindRoute, cfg, logger, met, g.fetchRoute, slices.Clone[[]string])
+	g.plans = newLookup(kindSortPlan, cfg, logger, met, g.fetchSortPlan, cloneSortPlan)
+	g.plans.cacheIf = func() bool { return g.watching.Load() > 0 }
+	return g, nil
 }
 
-// Close closes the connection.
+// Close closes the connection; lookups still in flight fail.
 func (g *GRPC) Close() error { return g.conn.Close() }
 
 // call bounds ctx by the per-call timeout; an earlier caller deadline wins.
 func (g *GRPC) call(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, g.cfg.CallTimeout)
-}
-
-// Station returns a station, reusing a lookup younger than StationTTL.
-func (g *GRPC) Station(ctx context.Context, code string) (hub.Station, error) {
-	now := g.cfg.Now().UnixNano()
-	g.mu.Lock()
-	c, ok := g.stations[code]
-	g.mu.Unlock()
-	if ok && now < c.until {
-		return c.station, nil
-	}
-	st, err := g.fetchStation(ctx, code)
-	if err != nil {
-		return hub.Station{}, err
-	}
-	g.mu.Lock()
-	g.stations[code] = cachedStation{station: st, until: now + int64(g.cfg.StationTTL)}
-	g.mu.Unlock()
-	return st, nil
-}
-
-// ForgetStation drops a cached station, for callers that learn it changed.
-func (g *GRPC) ForgetStation(code string) {
-	g.mu.Lock()
-	delete(g.stations, code)
-	g.mu.Unlock()
-}
-
-func (g *GRPC) fetchStation(ctx context.Context, code string) (hub.Station, error) {
-	cctx, cancel := g.call(ctx)
-	defer cancel()
-	resp, err := g.basicdata.GetStation(cctx, &basicdatav1.GetStationRequest{Code: code})
-	if err != nil {
-		return hub.Station{}, translate(cctx, "basic data", hub.CodeUnknownStation, err)
-	}
-	s := resp.GetStation()
-	return hub.Station{
-		Code: s.GetCode(), Name: s.GetName(), Kind: stationKind(s.GetKind()), Market: s.GetMarket(),
-		TimeZone: s.GetTimeZone(), Active: s.GetActive(), ExceptionChute: s.GetExceptionChute(),
-	}, nil
-}
-
-func stationKind(k basicdatav1.StationKind) string {
-	switch k {
-	case basicdatav1.StationKind_STATION_KIND_FIRST_MILE:
-		return hub.StationFirstMile
-	case basicdatav1.StationKind_STATION_KIND_SORT_CENTRE:
-		return hub.StationSortCentre
-	case basicdatav1.StationKind_STATION_KIND_LAST_MILE:
-		return hub.StationLastMile
-	}
-	return ""
 }
 
 // Waybill returns a waybill from the order centre.
@@ -147,59 +129,6 @@ func (g *GRPC) Waybill(ctx context.Context, no string) (hub.Waybill, error) {
 			Address: w.GetReceiver().GetAddress()},
 		CreatedAt: w.GetCreateTime().AsTime(),
 	}, nil
-}
-
-// Route returns the stations a parcel passes from origin to destination.
-// Routes are basic data like stations and are reused for StationTTL: every
-// scan asks for one, and a network's roads change far less often than that.
-func (g *GRPC) Route(ctx context.Context, origin, destination string) ([]string, error) {
-	key, now := [2]string{origin, destination}, g.cfg.Now().UnixNano()
-	g.mu.Lock()
-	c, ok := g.routes[key]
-	g.mu.Unlock()
-	if ok && now < c.until {
-		return slices.Clone(c.route), nil
-	}
-	route, err := g.fetchRoute(ctx, origin, destination)
-	if err != nil {
-		return nil, err
-	}
-	g.mu.Lock()
-	if len(g.routes) >= maxRoutes {
-		clear(g.routes) // only after a flood of distinct pairs; they refill
-	}
-	g.routes[key] = cachedRoute{route: route, until: now + int64(g.cfg.StationTTL)}
-	g.mu.Unlock()
-	return slices.Clone(route), nil
-}
-
-func (g *GRPC) fetchRoute(ctx context.Context, origin, destination string) ([]string, error) {
-	cctx, cancel := g.call(ctx)
-	defer cancel()
-	resp, err := g.basicdata.GetRoute(cctx, &basicdatav1.GetRouteRequest{OriginStation: origin, DestinationStation: destination})
-	if err != nil {
-		return nil, translate(cctx, "basic data", hub.CodeWrongStation, err)
-	}
-	return slices.Clone(resp.GetRoute().GetStationCodes()), nil
-}
-
-// SortPlan returns a station's current sort plan.
-func (g *GRPC) SortPlan(ctx context.Context, station string) (hub.SortPlan, error) {
-	cctx, cancel := g.call(ctx)
-	defer cancel()
-	resp, err := g.basicdata.GetSortPlan(cctx, &basicdatav1.GetSortPlanRequest{Station: station})
-	if err != nil {
-		return hub.SortPlan{}, translate(cctx, "basic data", hub.CodeUnknownStation, err)
-	}
-	p := resp.GetSortPlan()
-	plan := hub.SortPlan{Station: p.GetStation(), Version: p.GetVersion(), ExceptionChute: p.GetExceptionChute()}
-	for _, r := range p.GetRules() {
-		plan.Rules = append(plan.Rules, hub.SortRule{
-			Priority: r.GetPriority(), WaybillType: r.GetWaybillType(), Service: r.GetService(),
-			Destination: r.GetDestinationStation(), NextHop: r.GetNextHop(), Chute: r.GetChute(),
-		})
-	}
-	return plan, nil
 }
 
 // CheckBilling asks billing whether the parcel may move on.
