@@ -18,6 +18,7 @@ import (
 	"github.com/waypost/waypost/internal/hub/tracking"
 	"github.com/waypost/waypost/internal/platform/auth"
 	"github.com/waypost/waypost/internal/platform/config"
+	"github.com/waypost/waypost/internal/platform/dynconf"
 	"github.com/waypost/waypost/internal/platform/grpcx"
 	"github.com/waypost/waypost/internal/platform/lifecycle"
 	"github.com/waypost/waypost/internal/platform/sqldb"
@@ -54,6 +55,9 @@ type wiring struct {
 	banner   []string       // extra lines for the ready banner
 	// endStreams end long-lived HTTP responses before the server drains.
 	endStreams []func()
+
+	// settings holds every component's live settings (internal/platform/dynconf).
+	settings *dynconf.Registry
 
 	pushStore *pushstore.Store
 	authn     auth.Authenticator
@@ -111,11 +115,19 @@ func addHub(ctx context.Context, w *wiring, standalone bool) error {
 		}
 		target = w.grpcAddr
 	}
-	ds, err := downstream.Dial(ctx, target, downstream.Config{CallTimeout: w.cfg.Hub.CallTimeout})
+	ds, err := downstream.Dial(ctx, target, downstream.Config{CallTimeout: w.cfg.Hub.CallTimeout},
+		downstream.WithLogger(w.logger.With("component", "hub-downstream")), downstream.WithRegisterer(w.reg))
 	if err != nil {
 		return fmt.Errorf("hub downstream %s: %w", target, err)
 	}
 	w.closers = append(w.closers, ds.Close)
+	// Basic data's change stream drops cached stations, routes and sort
+	// plans as soon as they change.
+	watchCtx, stopWatch := context.WithCancel(context.Background())
+	w.group.Add("hub-basicdata-watch", func() error { return ds.Watch(watchCtx) }, func(context.Context) error {
+		stopWatch()
+		return nil
+	})
 	api, err := hubapi.New(w.eng.sql, ds, hubapi.Config{MaxBody: w.cfg.HTTP.MaxBodyBytes}, w.logger.With("component", "hub"), w.reg)
 	if err != nil {
 		return fmt.Errorf("hub: %w", err)

@@ -15,7 +15,9 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/waypost/waypost/internal/openapi"
+	"github.com/waypost/waypost/internal/platform/auth"
 	"github.com/waypost/waypost/internal/platform/config"
+	"github.com/waypost/waypost/internal/platform/dynconf"
 	"github.com/waypost/waypost/internal/platform/grpcx"
 	"github.com/waypost/waypost/internal/platform/httpx"
 	"github.com/waypost/waypost/internal/platform/lifecycle"
@@ -150,6 +152,11 @@ func serve(ctx context.Context, m mode, args, environ []string, stdout, stderr i
 		_ = grpcSrv.Shutdown(ctx)
 		return err
 	}
+	if err := startSettings(ctx, w); err != nil {
+		_ = httpSrv.Shutdown(ctx)
+		_ = grpcSrv.Shutdown(ctx)
+		return err
+	}
 
 	printBanner(stdout, m, cfg.Config, httpSrv.Addr().String(), grpcSrv.Addr().String(), w.banner)
 	logger.Info("ready", "http", httpSrv.Addr().String(), "grpc", grpcSrv.Addr().String())
@@ -161,11 +168,17 @@ func serve(ctx context.Context, m mode, args, environ []string, stdout, stderr i
 }
 
 // addComponents adds what mode m runs. Every mode authenticates against the
-// API keys of the push store.
+// API keys of the push store; components register their live settings in
+// w.settings.
 func addComponents(ctx context.Context, m mode, w *wiring) error {
 	if err := openPushStore(ctx, w); err != nil {
 		return err
 	}
+	settings, err := dynconf.NewRegistry(dynconf.NewStore(w.eng.sql, nil), dynconf.Config{}, w.logger, w.reg)
+	if err != nil {
+		return fmt.Errorf("settings: %w", err)
+	}
+	w.settings = settings
 	switch m {
 	case modeUp:
 		if err := seedDemo(ctx, w); err != nil {
@@ -185,6 +198,21 @@ func addComponents(ctx context.Context, m mode, w *wiring) error {
 	case modeHub:
 		return addHub(ctx, w, true)
 	}
+	return nil
+}
+
+// startSettings loads the stored value of every setting the components
+// registered, serves the settings API and keeps the values current.
+func startSettings(ctx context.Context, w *wiring) error {
+	if err := w.settings.Refresh(ctx); err != nil {
+		return fmt.Errorf("settings: load: %w", err)
+	}
+	guarded(w, auth.ScopeAdmin, dynconf.NewAPI(w.settings, w.logger.With("component", "settings")).RegisterHTTP)
+	runCtx, stop := context.WithCancel(context.Background())
+	w.group.Add("settings", func() error { return w.settings.Run(runCtx) }, func(context.Context) error {
+		stop()
+		return nil
+	})
 	return nil
 }
 
