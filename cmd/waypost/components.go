@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/waypost/waypost/internal/hub/downstream"
+	"github.com/waypost/waypost/internal/hub/flow"
 	"github.com/waypost/waypost/internal/hub/hubapi"
 	"github.com/waypost/waypost/internal/hub/sandbox"
 	"github.com/waypost/waypost/internal/hub/store"
@@ -128,18 +129,21 @@ func addHub(ctx context.Context, w *wiring, standalone bool) error {
 		stopWatch()
 		return nil
 	})
-	api, err := hubapi.New(w.eng.sql, ds, hubapi.Config{MaxBody: w.cfg.HTTP.MaxBodyBytes}, w.logger.With("component", "hub"), w.reg)
-	if err != nil {
-		return fmt.Errorf("hub: %w", err)
-	}
-	guarded(w, auth.ScopeHub, api.RegisterHTTP)
-	api.RegisterGRPC(w.grpc)
-
 	relay, err := tracking.NewRelay(w.eng.sql, w.eng.queue, tracking.RelayConfig{},
 		w.logger.With("component", "tracking-relay"), w.reg)
 	if err != nil {
 		return fmt.Errorf("tracking relay: %w", err)
 	}
+	api, err := hubapi.New(w.eng.sql, ds, hubapi.Config{MaxBody: w.cfg.HTTP.MaxBodyBytes,
+		Flow: flow.Config{Tracking: relay}}, w.logger.With("component", "hub"), w.reg)
+	if err != nil {
+		return fmt.Errorf("hub: %w", err)
+	}
+	// The sort flows are the live setting hub.flows: stored versions apply
+	// before serving (startSettings) and on every change.
+	flow.Register(w.settings, api.Flows())
+	guarded(w, auth.ScopeHub, api.RegisterHTTP)
+	api.RegisterGRPC(w.grpc)
 	w.group.Add("tracking-relay", func() error { return relay.Run(context.Background()) }, relay.Stop)
 	return nil
 }

@@ -31,12 +31,17 @@ func TestDocumentValidates(t *testing.T) {
 	require.Equal(t, "bearer", doc.Components.SecuritySchemes["bearerAuth"].Value.Scheme)
 	require.Contains(t, doc.Components.Schemas, "Error")
 
+	var tags []string
+	for _, tg := range doc.Tags {
+		tags = append(tags, tg.Name)
+	}
+	require.Equal(t, []string{"push", "hub", "sandbox", "settings", "ops"}, tags)
 	for path, item := range doc.Paths.Map() {
 		for method, op := range item.Operations() {
 			name := method + " " + path
 			t.Run(name, func(t *testing.T) {
 				require.Len(t, op.Tags, 1, "one tag")
-				require.Contains(t, []string{"push", "hub", "sandbox", "ops"}, op.Tags[0])
+				require.Contains(t, tags, op.Tags[0], "a declared tag")
 				require.NotEmpty(t, op.OperationID)
 				secured := strings.HasPrefix(path, "/api/v1/") || strings.HasPrefix(path, "/sandbox/v1/")
 				if secured {

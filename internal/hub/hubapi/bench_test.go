@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/waypost/waypost/internal/hub/downstream"
+	"github.com/waypost/waypost/internal/hub/flow"
 )
 
 // BenchmarkInboundSortHTTP takes parcels in and sorts them over HTTP, eight
@@ -20,16 +21,22 @@ import (
 // sorts/s and the p50/p99 of the sort request.
 //
 //	go test ./internal/hub/hubapi -run '^$' -bench 'InboundSortHTTP$' -benchtime 2000x -count 5
-func BenchmarkInboundSortHTTP(b *testing.B) { benchInboundSort(b, "none") }
+func BenchmarkInboundSortHTTP(b *testing.B) { benchInboundSort(b, "none", "") }
+
+// BenchmarkInboundSortHTTPSequential is BenchmarkInboundSortHTTP with
+// every market on the sequential flow.
+func BenchmarkInboundSortHTTPSequential(b *testing.B) {
+	benchInboundSort(b, "none", flow.FlowSequential)
+}
 
 // BenchmarkInboundSortHTTPSeed is the same with the seed's downstream
 // latency (every call 80–120 ms): its p50 is the sequential baseline.
 //
 //	go test ./internal/hub/hubapi -run '^$' -bench InboundSortHTTPSeed -benchtime 40x -count 5
-func BenchmarkInboundSortHTTPSeed(b *testing.B) { benchInboundSort(b, "seed") }
+func BenchmarkInboundSortHTTPSeed(b *testing.B) { benchInboundSort(b, "seed", flow.FlowSequential) }
 
-func benchInboundSort(b *testing.B, injection string) {
-	e := newEnv(b, envOpts{injection: injection, ds: downstream.Config{CallTimeout: 2 * time.Second}})
+func benchInboundSort(b *testing.B, injection, flowName string) {
+	e := newEnv(b, envOpts{injection: injection, flow: flowName, ds: downstream.Config{CallTimeout: 2 * time.Second}})
 	stations := [][2]string{{"SGFM01", "SGLM01"}, {"SGFM02", "SGLM02"}, {"MYFM01", "MYLM01"}, {"MYFM03", "MYLM04"}}
 	type parcel struct{ station, waybill string }
 	parcels := make([]parcel, b.N)

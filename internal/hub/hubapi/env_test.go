@@ -17,8 +17,10 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/waypost/waypost/internal/hub/downstream"
+	"github.com/waypost/waypost/internal/hub/flow"
 	"github.com/waypost/waypost/internal/hub/sandbox"
 	"github.com/waypost/waypost/internal/hub/store"
+	"github.com/waypost/waypost/internal/platform/dynconf"
 	"github.com/waypost/waypost/internal/platform/grpcx"
 	"github.com/waypost/waypost/internal/platform/sqldb"
 	"github.com/waypost/waypost/internal/platform/sqldb/sqltest"
@@ -45,6 +47,27 @@ type envOpts struct {
 	dialect   sqldb.Dialect
 	injection string
 	ds        downstream.Config
+	// flow is the flow every market's sorts run (flow.FlowDAG or
+	// flow.FlowSequential); "" keeps the embedded default.
+	flow string
+	// tracking is what push_tracking wakes.
+	tracking flow.Waker
+	// settings registers hub.flows in a live-settings registry and serves
+	// the settings API, as `up` does.
+	settings bool
+	// watch follows basic data's change stream, as `up` does: sort plans
+	// are cached while it runs.
+	watch bool
+}
+
+// flows are the flows the suites run under: each must answer the same.
+var flows = []string{flow.FlowSequential, flow.FlowDAG}
+
+// eachFlow runs test once per flow, as subtests named after the flow.
+func eachFlow(t *testing.T, test func(t *testing.T, flowName string)) {
+	for _, f := range flows {
+		t.Run(f, func(t *testing.T) { test(t, f) })
+	}
 }
 
 func newEnv(t testing.TB, o envOpts) *env {
@@ -64,8 +87,13 @@ func newEnv(t testing.TB, o envOpts) *env {
 	ds, err := downstream.Dial(ctx, srv.Addr().String(), o.ds)
 	require.NoError(t, err)
 	hubDB := sqltest.New(t, o.dialect, store.Migrations())
-	api, err := New(hubDB, ds, Config{}, nil, prometheus.NewRegistry())
+	api, err := New(hubDB, ds, Config{Flow: flow.Config{Tracking: o.tracking}}, nil, prometheus.NewRegistry())
 	require.NoError(t, err)
+	if o.flow != "" {
+		s := flow.DefaultSettings()
+		s.Use = map[string]string{"*": o.flow}
+		require.NoError(t, api.Flows().Apply(s, 1))
+	}
 	sb.RegisterGRPC(srv)
 	api.RegisterGRPC(srv)
 	served := make(chan error, 1)
@@ -76,9 +104,26 @@ func newEnv(t testing.TB, o envOpts) *env {
 	mux := http.NewServeMux()
 	sb.RegisterHTTP(mux)
 	api.RegisterHTTP(mux)
+	if o.settings {
+		reg, err := dynconf.NewRegistry(dynconf.NewStore(sqltest.New(t, sqldb.SQLite, sqldb.PlatformMigrations()), nil),
+			dynconf.Config{}, nil, nil)
+		require.NoError(t, err)
+		flow.Register(reg, api.Flows())
+		dynconf.NewAPI(reg, nil).RegisterHTTP(mux)
+	}
 	hs := httptest.NewServer(mux)
+	stopWatch, watched := func() {}, make(chan error, 1)
+	if o.watch {
+		wctx, cancel := context.WithCancel(context.Background())
+		stopWatch = cancel
+		go func() { watched <- ds.Watch(wctx) }()
+	} else {
+		watched <- nil
+	}
 	t.Cleanup(func() {
 		hs.Close()
+		stopWatch()
+		require.NoError(t, <-watched)
 		_ = conn.Close()
 		_ = ds.Close()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -8,6 +8,7 @@ import (
 	"net/http"
 
 	"github.com/waypost/waypost/internal/hub"
+	"github.com/waypost/waypost/internal/hub/flow"
 	"github.com/waypost/waypost/internal/platform/httpx"
 )
 
@@ -39,6 +40,7 @@ var statusOf = map[string]int{
 	hub.CodeNoRule:                http.StatusUnprocessableEntity,
 	hub.CodeNotSorted:             http.StatusUnprocessableEntity,
 	hub.CodeBillingBlocked:        http.StatusUnprocessableEntity,
+	flow.CodeCODOverLimit:         http.StatusUnprocessableEntity,
 	hub.CodeDownstreamUnavailable: http.StatusServiceUnavailable,
 	hub.CodeDownstreamTimeout:     http.StatusGatewayTimeout,
 }

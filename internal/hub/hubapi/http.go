@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 
+	"github.com/waypost/waypost/dag"
 	"github.com/waypost/waypost/internal/hub"
 	"github.com/waypost/waypost/internal/hub/ops"
 	"github.com/waypost/waypost/internal/platform/httpx"
@@ -22,11 +23,26 @@ func (a *API) inbound(w http.ResponseWriter, r *http.Request) {
 	a.ok(w, hub.OpInbound, http.StatusOK, res)
 }
 
+// sortAnswer is a sort's answer, with how it was reached when asked
+// (?explain=1).
+type sortAnswer struct {
+	ops.SortResult
+	Explain *dag.Explain `json:"explain,omitempty"`
+}
+
 // sortRefusal is the answer to a sort that sends the parcel to the
 // exception chute: the contract's error, plus where the parcel goes.
 type sortRefusal struct {
 	Error httpx.Error `json:"error"`
 	ops.SortResult
+	Explain *dag.Explain `json:"explain,omitempty"`
+}
+
+// explainError is a refusal or failure of an explained sort: the
+// contract's error and the explain.
+type explainError struct {
+	Error   httpx.Error  `json:"error"`
+	Explain *dag.Explain `json:"explain"`
 }
 
 func (a *API) sort(w http.ResponseWriter, r *http.Request) {
@@ -34,17 +50,25 @@ func (a *API) sort(w http.ResponseWriter, r *http.Request) {
 	if !a.decode(w, r, &sc, false) {
 		return
 	}
-	res, err := a.ops.Sort(r.Context(), sc)
+	explain := r.URL.Query().Get("explain")
+	res, ex, err := a.flows.Sort(r.Context(), sc, explain == "1" || explain == "true")
 	if err != nil {
-		if ref, ok := hub.AsRefusal(err); ok && ref.Code == hub.CodeNoRule {
+		ref, ok := hub.AsRefusal(err)
+		switch {
+		case ok && ref.Code == hub.CodeNoRule:
 			a.metrics.ops.WithLabelValues(hub.OpSort, ref.Code).Inc()
-			httpx.WriteJSON(w, StatusOf(ref.Code), sortRefusal{Error: httpx.Error{Code: ref.Code, Message: ref.Message}, SortResult: res})
-			return
+			httpx.WriteJSON(w, StatusOf(ref.Code), sortRefusal{Error: httpx.Error{Code: ref.Code, Message: ref.Message},
+				SortResult: res, Explain: ex})
+		case ok && ex != nil:
+			a.metrics.ops.WithLabelValues(hub.OpSort, ref.Code).Inc()
+			httpx.WriteJSON(w, StatusOf(ref.Code), explainError{Error: httpx.Error{Code: ref.Code, Message: ref.Message},
+				Explain: ex})
+		default:
+			a.writeErr(w, r, hub.OpSort, err)
 		}
-		a.writeErr(w, r, hub.OpSort, err)
 		return
 	}
-	a.ok(w, hub.OpSort, http.StatusOK, res)
+	a.ok(w, hub.OpSort, http.StatusOK, sortAnswer{SortResult: res, Explain: ex})
 }
 
 func (a *API) createContainer(w http.ResponseWriter, r *http.Request) {

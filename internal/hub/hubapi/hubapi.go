@@ -5,7 +5,6 @@
 package hubapi
 
 import (
-	"github.com/waypost/waypost/internal/platform/httpx"
 	"log/slog"
 	"time"
 
@@ -14,8 +13,10 @@ import (
 
 	"github.com/waypost/waypost/internal/hub"
 	"github.com/waypost/waypost/internal/hub/downstream"
+	"github.com/waypost/waypost/internal/hub/flow"
 	"github.com/waypost/waypost/internal/hub/ops"
 	"github.com/waypost/waypost/internal/hub/store"
+	"github.com/waypost/waypost/internal/platform/httpx"
 	"github.com/waypost/waypost/internal/platform/sqldb"
 	asmv1 "github.com/waypost/waypost/proto/gen/go/waypost/hub/asm/v1"
 )
@@ -35,6 +36,9 @@ type Config struct {
 	ExceptionChute string
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// Flow tunes the sort flows (run timeout, the relay push_tracking
+	// wakes, tracing).
+	Flow flow.Config
 }
 
 func (c Config) withDefaults() Config {
@@ -60,6 +64,7 @@ func (c Config) withDefaults() Config {
 type API struct {
 	cfg     Config
 	ops     *ops.Service
+	flows   *flow.Runner
 	log     *slog.Logger
 	metrics *metrics
 	sorter  *sorter
@@ -76,14 +81,27 @@ func New(db *sqldb.DB, ds downstream.Client, cfg Config, logger *slog.Logger, re
 	if err != nil {
 		return nil, err
 	}
-	svc := ops.New(store.New(db), ds, ops.Config{Now: cfg.Now}, logger)
-	a := &API{cfg: cfg, ops: svc, log: logger, metrics: m}
+	oc := ops.Config{Now: cfg.Now}
+	if db.Dialect == sqldb.SQLite {
+		// SQLite writers take turns: concurrent scans share a commit.
+		oc.GroupCommit = 64
+	}
+	svc := ops.New(store.New(db), ds, oc, logger)
+	flows, err := flow.New(svc, cfg.Flow, logger, reg)
+	if err != nil {
+		return nil, err
+	}
+	a := &API{cfg: cfg, ops: svc, flows: flows, log: logger, metrics: m}
 	a.sorter = &sorter{api: a}
 	return a, nil
 }
 
 // Ops is the operations the API serves, for in-process callers.
 func (a *API) Ops() *ops.Service { return a.ops }
+
+// Flows is the runner of the sort flows; the composition root binds it to
+// the live setting hub.flows (flow.Register).
+func (a *API) Flows() *flow.Runner { return a.flows }
 
 // RegisterGRPC registers the sorter service on srv.
 func (a *API) RegisterGRPC(srv grpc.ServiceRegistrar) {

@@ -60,9 +60,12 @@ func (e *env) label(t *testing.T, path, wantType string) {
 
 // TestJourney walks one parcel from a first-mile hub in Singapore across
 // the border to a last-mile hub in Malaysia and out for delivery, over real
-// gRPC against the sandbox, and checks the tracking events in order.
-func TestJourney(t *testing.T) {
-	e := newEnv(t, envOpts{})
+// gRPC against the sandbox, and checks the tracking events in order, under
+// every flow.
+func TestJourney(t *testing.T) { eachFlow(t, journey) }
+
+func journey(t *testing.T, flowName string) {
+	e := newEnv(t, envOpts{flow: flowName})
 	wb := e.createWaybill(t, "SGFM01", "MYLM03")
 
 	// First mile: in, sorted, bagged, sealed, labelled, on the linehaul.

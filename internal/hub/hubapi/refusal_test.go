@@ -22,8 +22,12 @@ func (e *env) counts(t *testing.T) (int, int) {
 	return e.workOrders(t, "", ""), len(rows)
 }
 
-func TestRefusals(t *testing.T) {
-	e := newEnv(t, envOpts{})
+// TestRefusals runs every bad input under every flow: the answers, and
+// what is recorded, are the same.
+func TestRefusals(t *testing.T) { eachFlow(t, refusals) }
+
+func refusals(t *testing.T, flowName string) {
+	e := newEnv(t, envOpts{flow: flowName})
 	wb := e.createWaybill(t, "SGFM01", "SGLM01")
 	e.ok(t, http.StatusOK, "/api/v1/hub/inbound", scan("SGFM01", wb))
 	e.ok(t, http.StatusOK, "/api/v1/hub/sort", scan("SGFM01", wb))
@@ -38,7 +42,9 @@ func TestRefusals(t *testing.T) {
 
 	held := e.createWaybill(t, "SGFM01", "SGLM01")
 	require.Equal(t, http.StatusOK, e.do(t, http.MethodPut, "/sandbox/v1/admin/waybills/"+held+"/hold", obj{"hold": true, "reason": "customs_check"}, nil))
-	unpaid := e.createWaybill(t, "SGFM01", "SGLM01")
+	// Billing is checked in Malaysia by every flow (Singapore's DAG flow
+	// skips it: see TestMarketFlows).
+	unpaid := e.createWaybill(t, "MYFM01", "MYLM01")
 	require.Equal(t, http.StatusOK, e.do(t, http.MethodPut, "/sandbox/v1/admin/waybills/"+unpaid+"/billing", obj{"blocked": true}, nil))
 	fresh := e.createWaybill(t, "SGFM01", "SGLM01")
 
@@ -59,7 +65,7 @@ func TestRefusals(t *testing.T) {
 		{"unknown station", "/api/v1/hub/inbound", scan("ZZFM99", fresh), 404, "unknown_station", false, 0},
 		{"wrong station", "/api/v1/hub/inbound", scan("MYSC01", fresh), 422, "wrong_station", true, 1},
 		{"on hold", "/api/v1/hub/inbound", scan("SGFM01", held), 409, "on_hold", true, 1},
-		{"billing blocked", "/api/v1/hub/sort", scan("SGFM01", unpaid), 422, "billing_blocked", true, 1},
+		{"billing blocked", "/api/v1/hub/sort", scan("MYFM01", unpaid), 422, "billing_blocked", true, 1},
 		{"misroute", "/api/v1/hub/containers/" + wrongBag + "/items", obj{"waybill": wb2, "operator": "op-1"}, 422, "misroute", true, 1},
 		{"container sealed", "/api/v1/hub/containers/" + sealed + "/items", obj{"waybill": wb2, "operator": "op-1"}, 409, "container_sealed", true, 1},
 		{"already packed", "/api/v1/hub/containers/" + open + "/items", obj{"waybill": wb, "operator": "op-1"}, 409, "already_packed", true, 1},
@@ -138,8 +144,13 @@ func TestRefusals(t *testing.T) {
 	})
 }
 
-func TestDownstreamTimeout(t *testing.T) {
-	e := newEnv(t, envOpts{injection: "order=2s", ds: downstream.Config{CallTimeout: 50_000_000}})
+// TestDownstreamTimeout: the order centre is slow while billing and
+// delivery answer at once that they do not know the waybill; every flow
+// answers what the sequential one meets first, the timeout.
+func TestDownstreamTimeout(t *testing.T) { eachFlow(t, downstreamTimeout) }
+
+func downstreamTimeout(t *testing.T, flowName string) {
+	e := newEnv(t, envOpts{flow: flowName, injection: "order=2s", ds: downstream.Config{CallTimeout: 50_000_000}})
 	wos, events := e.counts(t)
 	e.refused(t, http.StatusGatewayTimeout, "downstream_timeout", "/api/v1/hub/inbound", scan("SGFM01", "WPSG0000000123"))
 	e.refused(t, http.StatusGatewayTimeout, "downstream_timeout", "/api/v1/hub/sort", scan("SGFM01", "WPSG0000000123"))
@@ -147,11 +158,17 @@ func TestDownstreamTimeout(t *testing.T) {
 	require.Equal(t, []int{wos, events}, []int{wos2, events2})
 }
 
-func TestDownstreamUnavailable(t *testing.T) {
-	e := newEnv(t, envOpts{injection: "errors=billing:1"})
+func TestDownstreamUnavailable(t *testing.T) { eachFlow(t, downstreamUnavailable) }
+
+func downstreamUnavailable(t *testing.T, flowName string) {
+	e := newEnv(t, envOpts{flow: flowName, injection: "errors=billing:1"})
 	wb := e.createWaybill(t, "SGFM01", "SGLM01")
 	e.refused(t, http.StatusServiceUnavailable, "downstream_unavailable", "/api/v1/hub/inbound", scan("SGFM01", wb))
+	my := e.createWaybill(t, "MYFM01", "MYLM01")
+	e.refused(t, http.StatusServiceUnavailable, "downstream_unavailable", "/api/v1/hub/sort", scan("MYFM01", my))
 	require.Empty(t, e.outboxCodes(t, wb))
+	require.Empty(t, e.outboxCodes(t, my))
+	require.Zero(t, e.workOrders(t, my, ""), "downstream trouble is not recorded")
 }
 
 // TestIdempotentScans runs on every engine: a repeated scan answers the
@@ -159,12 +176,14 @@ func TestDownstreamUnavailable(t *testing.T) {
 // order.
 func TestIdempotentScans(t *testing.T) {
 	for _, d := range sqltest.Dialects() {
-		t.Run(string(d), func(t *testing.T) { idempotentScans(t, d) })
+		t.Run(string(d), func(t *testing.T) {
+			eachFlow(t, func(t *testing.T, flowName string) { idempotentScans(t, d, flowName) })
+		})
 	}
 }
 
-func idempotentScans(t *testing.T, d sqldb.Dialect) {
-	e := newEnv(t, envOpts{dialect: d})
+func idempotentScans(t *testing.T, d sqldb.Dialect, flowName string) {
+	e := newEnv(t, envOpts{dialect: d, flow: flowName})
 	wb := e.createWaybill(t, "SGFM01", "SGLM02")
 	first := e.ok(t, http.StatusOK, "/api/v1/hub/inbound", scan("SGFM01", wb))
 	again := e.ok(t, http.StatusOK, "/api/v1/hub/inbound", scan("SGFM01", wb))

@@ -68,7 +68,7 @@ func (s *sorter) GetSortResult(ctx context.Context, req *asmv1.GetSortResultRequ
 		if st, err := s.api.ops.Downstream().Station(cctx, req.GetStation()); err == nil && st.ExceptionChute != "" {
 			s.chutes.Store(req.GetStation(), st.ExceptionChute)
 		}
-		res, err := s.api.ops.Decide(cctx, ops.Scan{Station: req.GetStation(), Waybill: req.GetBarcode()})
+		res, err := s.api.flows.Decide(cctx, ops.Scan{Station: req.GetStation(), Waybill: req.GetBarcode()})
 		done <- decision{res: res, err: err}
 	}()
 	timer := time.NewTimer(time.Until(until))

@@ -14,8 +14,10 @@ func sortReq(station, barcode string) *asmv1.GetSortResultRequest {
 	return &asmv1.GetSortResultRequest{Station: station, SorterId: "asm-1", Barcode: barcode, RequestId: "r-" + barcode}
 }
 
-func TestSorterLive(t *testing.T) {
-	e := newEnv(t, envOpts{})
+func TestSorterLive(t *testing.T) { eachFlow(t, sorterLive) }
+
+func sorterLive(t *testing.T, flowName string) {
+	e := newEnv(t, envOpts{flow: flowName})
 	wb := e.createWaybill(t, "SGFM01", "SGLM02")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -58,8 +60,10 @@ func TestSorterLive(t *testing.T) {
 // deadline: the answer is the exception chute with reason timeout, and it
 // arrives before the deadline (a late answer would fail the call with
 // DEADLINE_EXCEEDED).
-func TestSorterDeadline(t *testing.T) {
-	e := newEnv(t, envOpts{injection: "order=1s"})
+func TestSorterDeadline(t *testing.T) { eachFlow(t, sorterDeadline) }
+
+func sorterDeadline(t *testing.T, flowName string) {
+	e := newEnv(t, envOpts{flow: flowName, injection: "order=1s"})
 	// Warm the connection first: dialling inside a short deadline would
 	// measure connection setup, not the sorter's answer time.
 	warm, cancel := context.WithTimeout(context.Background(), 10*time.Second)

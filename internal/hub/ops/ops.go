@@ -27,14 +27,19 @@ import (
 type Config struct {
 	// Now is the clock work orders are stamped with; default time.Now.
 	Now func() time.Time
+	// GroupCommit, when above 1, commits the work orders of up to that many
+	// concurrent operations in one transaction (see group). Meant for
+	// SQLite, whose writers take turns; 0 or 1: one transaction each.
+	GroupCommit int
 }
 
 // Service runs the station operations.
 type Service struct {
-	st  *store.Store
-	ds  downstream.Client
-	now func() time.Time
-	log *slog.Logger
+	st    *store.Store
+	ds    downstream.Client
+	now   func() time.Time
+	log   *slog.Logger
+	group *group // nil: one transaction per operation
 }
 
 // New returns the operations over a store and the downstream systems.
@@ -45,7 +50,11 @@ func New(st *store.Store, ds downstream.Client, cfg Config, logger *slog.Logger)
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Service{st: st, ds: ds, now: cfg.Now, log: logger}
+	s := &Service{st: st, ds: ds, now: cfg.Now, log: logger}
+	if cfg.GroupCommit > 1 {
+		s.group = &group{st: st, max: cfg.GroupCommit}
+	}
+	return s
 }
 
 // Store is the store the operations write to.
@@ -109,7 +118,7 @@ type applyFunc func(ctx context.Context, tx *store.Tx, woID string, at time.Time
 // winner's answer is decoded into out instead.
 func (s *Service) commit(ctx context.Context, a attempt, out any, apply applyFunc) error {
 	woID, at := newID("WO"), s.now().UTC()
-	err := s.st.InTx(ctx, func(tx *store.Tx) error {
+	err := s.inTx(ctx, func(tx *store.Tx) error {
 		events, err := apply(ctx, tx, woID, at)
 		if err != nil {
 			return err

@@ -21,7 +21,10 @@ type Scan struct {
 	ScanID string `json:"scanId,omitempty"`
 }
 
-func (sc Scan) validate() error {
+// Validate refuses a scan without station, waybill or operator
+// (invalid_body) or with a waybill that cannot be a barcode
+// (malformed_barcode).
+func (sc Scan) Validate() error {
 	if err := required("station", sc.Station, "waybill", sc.Waybill, "operator", sc.Operator); err != nil {
 		return err
 	}
@@ -52,61 +55,103 @@ type checked struct {
 }
 
 // check runs the checks inbound and sort share, one downstream call after
-// the other: the station, the waybill, its route through this station,
-// billing and the delivery status.
-func (s *Service) check(ctx context.Context, sc Scan, op string) (checked, error) {
+// the other: the station, the waybill, billing, the delivery status and
+// the waybill's route through this station. tl, when set, records each
+// step.
+func (s *Service) check(ctx context.Context, sc Scan, op string, tl *Timeline) (checked, error) {
 	var c checked
 	var err error
-	if c.station, err = s.ds.Station(ctx, sc.Station); err != nil {
+	t0 := tl.begin()
+	if c.station, err = s.ds.Station(ctx, sc.Station); err == nil {
+		err = CheckStation(c.station)
+	}
+	if tl.done(StepStation, t0, err) != nil {
 		return c, err
 	}
-	if !c.station.Active {
-		return c, hub.Refuse(hub.CodeStationInactive, "station %s takes no parcels at the moment", sc.Station)
-	}
-	if c.waybill, err = s.ds.Waybill(ctx, sc.Waybill); err != nil {
+	t0 = tl.begin()
+	c.waybill, err = s.ds.Waybill(ctx, sc.Waybill)
+	if tl.done(StepWaybill, t0, err) != nil {
 		return c, err
 	}
+	t0 = tl.begin()
 	verdict, err := s.ds.CheckBilling(ctx, sc.Waybill, sc.Station, op)
-	if err != nil {
+	if err == nil {
+		err = CheckBilling(verdict, sc.Waybill)
+	}
+	if tl.done(StepBilling, t0, err) != nil {
 		return c, err
 	}
-	if !verdict.OK {
-		return c, hub.Refuse(hub.CodeBillingBlocked, "billing refuses %s: %s %s", sc.Waybill, verdict.ReasonCode, verdict.Message)
-	}
+	t0 = tl.begin()
 	ds, err := s.ds.DeliveryStatus(ctx, sc.Waybill)
-	if err != nil {
+	if err == nil {
+		err = CheckDelivery(ds, sc.Waybill)
+	}
+	if tl.done(StepDelivery, t0, err) != nil {
 		return c, err
 	}
-	switch ds.Status {
-	case hub.DeliveryOutForDelivery:
-		return c, hub.Refuse(hub.CodeOutForDelivery, "%s is out for delivery", sc.Waybill)
-	case hub.DeliveryDelivered:
-		return c, hub.Refuse(hub.CodeDelivered, "%s was delivered", sc.Waybill)
-	case hub.DeliveryCancelled:
-		return c, hub.Refuse(hub.CodeCancelled, "%s was cancelled %s", sc.Waybill, ds.Reason)
-	case hub.DeliveryOnHold:
-		return c, hub.Refuse(hub.CodeOnHold, "%s is on hold %s", sc.Waybill, ds.Reason)
+	t0 = tl.begin()
+	if c.route, err = s.ds.Route(ctx, c.waybill.Origin, c.waybill.Destination); err == nil {
+		err = CheckRoute(c.route, sc.Station, sc.Waybill)
 	}
-	if c.route, err = s.ds.Route(ctx, c.waybill.Origin, c.waybill.Destination); err != nil {
+	if tl.done(StepRoute, t0, err) != nil {
 		return c, err
-	}
-	if !slices.Contains(c.route, sc.Station) {
-		return c, hub.Refuse(hub.CodeWrongStation, "%s travels %v, not through %s", sc.Waybill, c.route, sc.Station)
 	}
 	return c, nil
+}
+
+// CheckStation refuses a station that takes no parcels (station_inactive).
+func CheckStation(st hub.Station) error {
+	if !st.Active {
+		return hub.Refuse(hub.CodeStationInactive, "station %s takes no parcels at the moment", st.Code)
+	}
+	return nil
+}
+
+// CheckBilling turns billing's verdict on a waybill into billing_blocked
+// when billing refuses.
+func CheckBilling(v hub.BillingVerdict, waybill string) error {
+	if !v.OK {
+		return hub.Refuse(hub.CodeBillingBlocked, "billing refuses %s: %s %s", waybill, v.ReasonCode, v.Message)
+	}
+	return nil
+}
+
+// CheckDelivery refuses a parcel whose delivery status forbids handling it:
+// out for delivery, delivered, cancelled or on hold.
+func CheckDelivery(ds hub.DeliveryStatus, waybill string) error {
+	switch ds.Status {
+	case hub.DeliveryOutForDelivery:
+		return hub.Refuse(hub.CodeOutForDelivery, "%s is out for delivery", waybill)
+	case hub.DeliveryDelivered:
+		return hub.Refuse(hub.CodeDelivered, "%s was delivered", waybill)
+	case hub.DeliveryCancelled:
+		return hub.Refuse(hub.CodeCancelled, "%s was cancelled %s", waybill, ds.Reason)
+	case hub.DeliveryOnHold:
+		return hub.Refuse(hub.CodeOnHold, "%s is on hold %s", waybill, ds.Reason)
+	}
+	return nil
+}
+
+// CheckRoute refuses (wrong_station) a scan at a station that is not on
+// the waybill's route.
+func CheckRoute(route []string, station, waybill string) error {
+	if !slices.Contains(route, station) {
+		return hub.Refuse(hub.CodeWrongStation, "%s travels %v, not through %s", waybill, route, station)
+	}
+	return nil
 }
 
 // Inbound takes a parcel in at a station.
 func (s *Service) Inbound(ctx context.Context, sc Scan) (InboundResult, error) {
 	var out InboundResult
-	if err := sc.validate(); err != nil {
+	if err := sc.Validate(); err != nil {
 		return out, err
 	}
 	a := sc.attempt(hub.OpInbound)
 	if ok, err := s.replay(ctx, a.key, &out); ok || err != nil {
 		return out, err
 	}
-	c, err := s.check(ctx, sc, hub.OpInbound)
+	c, err := s.check(ctx, sc, hub.OpInbound, nil)
 	if err != nil {
 		return out, s.refuseErr(ctx, a, err)
 	}
@@ -145,79 +190,4 @@ func (s *Service) refuseErr(ctx context.Context, a attempt, err error) error {
 		return s.refuse(ctx, a, r)
 	}
 	return err
-}
-
-// SortResult is where a parcel goes: its chute and next hop. Reason is set
-// when the parcel goes to the exception chute.
-type SortResult struct {
-	WorkOrderID string    `json:"workOrderId,omitempty"`
-	Waybill     string    `json:"waybill"`
-	Station     string    `json:"station"`
-	Chute       string    `json:"chute"`
-	NextHop     string    `json:"nextHop"`
-	PlanVersion int64     `json:"planVersion"`
-	Reason      string    `json:"reason,omitempty"`
-	At          time.Time `json:"at"`
-}
-
-// Decide computes a parcel's chute and next hop at a station without
-// writing anything: the checks, then the station's current sort plan. When
-// no rule takes the parcel it returns the exception chute together with a
-// no_rule refusal.
-func (s *Service) Decide(ctx context.Context, sc Scan) (SortResult, error) {
-	res, _, err := s.decide(ctx, sc)
-	return res, err
-}
-
-func (s *Service) decide(ctx context.Context, sc Scan) (SortResult, hub.Waybill, error) {
-	res := SortResult{Waybill: sc.Waybill, Station: sc.Station}
-	c, err := s.check(ctx, sc, hub.OpSort)
-	if err != nil {
-		return res, c.waybill, err
-	}
-	plan, err := s.ds.SortPlan(ctx, sc.Station)
-	if err != nil {
-		return res, c.waybill, err
-	}
-	res.PlanVersion = plan.Version
-	rule, ok := plan.Decide(c.waybill)
-	if !ok {
-		res.Chute, res.Reason = plan.ExceptionChute, hub.CodeNoRule
-		return res, c.waybill, hub.Refuse(hub.CodeNoRule, "no rule of %s v%d takes %s (%s/%s to %s)", sc.Station, plan.Version,
-			sc.Waybill, c.waybill.Type, c.waybill.Service, c.waybill.Destination)
-	}
-	res.Chute, res.NextHop = rule.Chute, rule.NextHop
-	return res, c.waybill, nil
-}
-
-// Sort decides a parcel's chute and next hop and records the sort. With a
-// no_rule refusal the result still names the exception chute.
-func (s *Service) Sort(ctx context.Context, sc Scan) (SortResult, error) {
-	var out SortResult
-	if err := sc.validate(); err != nil {
-		return out, err
-	}
-	a := sc.attempt(hub.OpSort)
-	if ok, err := s.replay(ctx, a.key, &out); ok || err != nil {
-		return out, err
-	}
-	res, wb, err := s.decide(ctx, sc)
-	if err != nil {
-		res.At = s.now().UTC()
-		return res, s.refuseErr(ctx, a, err)
-	}
-	err = s.commit(ctx, a, &out, func(ctx context.Context, tx *store.Tx, woID string, at time.Time) ([]hub.TrackingEvent, error) {
-		if err := notInContainer(ctx, tx, sc.Waybill); err != nil {
-			return nil, err
-		}
-		out = res
-		out.WorkOrderID, out.At = woID, at
-		err := tx.PutParcel(ctx, store.Parcel{Waybill: sc.Waybill, Status: hub.ParcelSorted, Station: sc.Station,
-			Destination: wb.Destination, Type: wb.Type, Service: wb.Service, NextHop: res.NextHop, Chute: res.Chute,
-			UpdatedAt: at})
-		ev := a.event(sc.Waybill, hub.EventSorted, at)
-		ev.Description = "chute " + res.Chute + " to " + res.NextHop
-		return []hub.TrackingEvent{ev}, err
-	})
-	return out, err
 }
