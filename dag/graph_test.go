@@ -89,3 +89,15 @@ func TestParsePolicy(t *testing.T) {
 	_, err := dag.ParsePolicy("sometimes")
 	require.ErrorIs(t, err, dag.ErrBadPolicy)
 }
+
+func TestStatusText(t *testing.T) {
+	for _, s := range []dag.Status{dag.StatusCancelled, dag.StatusOK, dag.StatusSkipped, dag.StatusTimeout, dag.StatusError} {
+		b, err := s.MarshalText()
+		require.NoError(t, err)
+		var back dag.Status
+		require.NoError(t, back.UnmarshalText(b))
+		require.Equal(t, s, back)
+	}
+	var s dag.Status
+	require.Error(t, s.UnmarshalText([]byte("fine")))
+}

@@ -39,6 +39,18 @@ func (s Status) String() string {
 // MarshalText writes the status as its name, so JSON shows "ok".
 func (s Status) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
+// UnmarshalText reads a status name written by MarshalText, so a client
+// can decode an explain answer into Explain.
+func (s *Status) UnmarshalText(b []byte) error {
+	for i, n := range statusNames {
+		if n == string(b) {
+			*s = Status(i)
+			return nil
+		}
+	}
+	return fmt.Errorf("dag: unknown status %q", b)
+}
+
 // NodeResult is what one node did in one run.
 type NodeResult struct {
 	Name   string

@@ -215,6 +215,7 @@ const (
 	CodeNotHandedOver         = "not_handed_over"
 	CodeNotReceived           = "not_received"
 	CodeBillingBlocked        = "billing_blocked"
+	CodeCODOverLimit          = "cod_over_limit"
 	CodeOutForDelivery        = "out_for_delivery"
 	CodeDelivered             = "delivered"
 	CodeCancelled             = "cancelled"

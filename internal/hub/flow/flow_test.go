@@ -122,7 +122,7 @@ func TestCODCheck(t *testing.T) {
 		code   string
 	}{
 		{"MY under the limit", "MY", 200000, ""},
-		{"MY over the limit", "MY", 200001, CodeCODOverLimit},
+		{"MY over the limit", "MY", 200001, hub.CodeCODOverLimit},
 		{"SG has no COD check", "SG", 900000, ""},
 	}
 	for _, tc := range cases {

@@ -25,10 +25,6 @@ const (
 	KindPushTracking  = "push_tracking"  // sorted → "tracked" (bool)
 )
 
-// CodeCODOverLimit is the refusal of check_cod: the parcel's cash on
-// delivery is above its market's limit (setting hub.flows, codLimits).
-const CodeCODOverLimit = "cod_over_limit"
-
 // Check is what a check step concluded about a parcel. A check that
 // refuses carries its refusal to decide_chute, which answers the first
 // refusal in the order the sequential flow checks in, so a parcel that
@@ -241,7 +237,7 @@ func checkCOD(_ context.Context, in dag.Inputs) (Check, error) {
 		return Check{}, err
 	}
 	if wb.Waybill.CODAmount > x.codLimit {
-		return Check{}, hub.Refuse(CodeCODOverLimit, "%s carries cash on delivery of %d %s, over the limit of %d in %s",
+		return Check{}, hub.Refuse(hub.CodeCODOverLimit, "%s carries cash on delivery of %d %s, over the limit of %d in %s",
 			x.scan.Waybill, wb.Waybill.CODAmount, wb.Waybill.Currency, x.codLimit, wb.Waybill.Market)
 	}
 	return Check{}, nil

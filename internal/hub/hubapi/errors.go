@@ -8,7 +8,6 @@ import (
 	"net/http"
 
 	"github.com/waypost/waypost/internal/hub"
-	"github.com/waypost/waypost/internal/hub/flow"
 	"github.com/waypost/waypost/internal/platform/httpx"
 )
 
@@ -40,7 +39,7 @@ var statusOf = map[string]int{
 	hub.CodeNoRule:                http.StatusUnprocessableEntity,
 	hub.CodeNotSorted:             http.StatusUnprocessableEntity,
 	hub.CodeBillingBlocked:        http.StatusUnprocessableEntity,
-	flow.CodeCODOverLimit:         http.StatusUnprocessableEntity,
+	hub.CodeCODOverLimit:          http.StatusUnprocessableEntity,
 	hub.CodeDownstreamUnavailable: http.StatusServiceUnavailable,
 	hub.CodeDownstreamTimeout:     http.StatusGatewayTimeout,
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/waypost/waypost/dag"
+	"github.com/waypost/waypost/internal/hub"
 	"github.com/waypost/waypost/internal/hub/downstream"
 	"github.com/waypost/waypost/internal/hub/flow"
 	asmv1 "github.com/waypost/waypost/proto/gen/go/waypost/hub/asm/v1"
@@ -182,7 +183,7 @@ func TestMarketFlows(t *testing.T) {
 		require.Equal(t, dag.StatusSkipped.String(), node(t, out.Explain, "billing").Status)
 
 		out = e.sortExplained(t, http.StatusUnprocessableEntity, "MYFM01", heavyCOD)
-		require.Equal(t, flow.CodeCODOverLimit, out.Error.Code)
+		require.Equal(t, hub.CodeCODOverLimit, out.Error.Code)
 		require.Contains(t, out.Error.Message, "over the limit of 200000")
 		require.Equal(t, dag.StatusError.String(), node(t, out.Explain, "cod").Status)
 		require.Equal(t, 1, e.workOrders(t, heavyCOD, ""), "the refusal is recorded")
