@@ -102,7 +102,11 @@ func (q *Queue) Subscribe(ctx context.Context, cfg queue.SubscribeConfig, h queu
 	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(q.cfg.Brokers...),
 		kgo.ClientID(q.cfg.ClientID),
-		kgo.ConsumerGroup(q.groupName(cfg.Group)),
+		// One Kafka group per queue group and topic: a process that
+		// subscribes one group to many topics (the push handler: 30) would
+		// otherwise make every member's join and leave a rebalance of all
+		// of them, and a shutdown a chain of 30 rebalances.
+		kgo.ConsumerGroup(q.groupName(cfg.Group+"."+cfg.Topic)),
 		kgo.ConsumeTopics(topic, retry),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.DisableAutoCommit(),
