@@ -81,6 +81,22 @@ type Store interface {
 	// key yields an empty map and no error.
 	HashGetAll(ctx context.Context, key string) (map[string]int64, error)
 
+	// HashIncrOnce runs several HashIncrBy, each at most once per (Key, ID):
+	// see OnceIncrement. It answers, in request order, whether each request
+	// was applied. Each request is atomic on its own (the check, the
+	// increment and remembering the ID), so a caller that repeats a batch
+	// after a crash or an error never counts twice. The requests of one key
+	// run in order, all in one round trip (pipelined on Redis). An invalid
+	// request fails the whole batch before any runs; after any other error
+	// only the error is returned and the batch may be partly applied.
+	HashIncrOnce(ctx context.Context, reqs []OnceIncrement) ([]bool, error)
+	// ListPushBatch runs several ListPush in one round trip (pipelined on
+	// Redis), in request order, each atomic on its own. An invalid request
+	// (empty key, negative ttl) fails the whole batch before any runs; after
+	// any other error only the error is returned and the batch may be partly
+	// applied.
+	ListPushBatch(ctx context.Context, reqs []ListPushRequest) error
+
 	// Admit runs one atomic sliding-window admission; see WindowRequest.
 	Admit(ctx context.Context, req WindowRequest) (WindowResult, error)
 	// AdmitBatch runs several admissions in one round trip (pipelined on
@@ -94,6 +110,69 @@ type Store interface {
 	Ping(ctx context.Context) error
 	// Close releases the backend's resources.
 	Close() error
+}
+
+// OnceIncrement is one request of HashIncrOnce: add Delta to Field of the
+// hash at Key, unless ID was already applied to Key within IDTTL.
+//
+// The IDs a key has seen are kept beside the hash, not in it: they never
+// show in HashGetAll, and Set, Delete or the expiry of the hash do not forget
+// them; each ID is forgotten IDTTL after it was applied (by the backend's
+// clock). A request whose ID is remembered changes nothing, not even the
+// hash's expiry. Key, Field and ID must not be empty, TTL must not be
+// negative and IDTTL must be positive; otherwise the request is
+// ErrInvalidArgument.
+type OnceIncrement struct {
+	Key   string
+	Field string
+	Delta int64
+	// TTL, when positive, sets the hash to expire TTL after an applied
+	// request; 0 leaves its expiry as it is (as for HashIncrBy).
+	TTL time.Duration
+	// ID names the increment: an event id, say. Short ids (a hash of a
+	// long one) keep the remembered set small.
+	ID    string
+	IDTTL time.Duration
+}
+
+// Validate reports a request no backend may run, wrapping ErrInvalidArgument.
+func (r OnceIncrement) Validate() error {
+	var why string
+	switch {
+	case r.Key == "":
+		why = "empty key"
+	case r.Field == "":
+		why = "empty field"
+	case r.ID == "":
+		why = "empty id"
+	case r.TTL < 0:
+		why = fmt.Sprintf("negative ttl %v", r.TTL)
+	case r.IDTTL <= 0:
+		why = fmt.Sprintf("id ttl %v not positive", r.IDTTL)
+	default:
+		return nil
+	}
+	return fmt.Errorf("hash incr once %q: %s: %w", r.Key, why, ErrInvalidArgument)
+}
+
+// ListPushRequest is one ListPush of a ListPushBatch, with the same meaning
+// of its fields.
+type ListPushRequest struct {
+	Key    string
+	MaxLen int
+	TTL    time.Duration
+	Vals   [][]byte
+}
+
+// Validate reports a request no backend may run, wrapping ErrInvalidArgument.
+func (r ListPushRequest) Validate() error {
+	switch {
+	case r.Key == "":
+		return fmt.Errorf("list push %q: empty key: %w", r.Key, ErrInvalidArgument)
+	case r.TTL < 0:
+		return fmt.Errorf("list push %q: negative ttl %v: %w", r.Key, r.TTL, ErrInvalidArgument)
+	}
+	return nil
 }
 
 // WindowRequest is one sliding-window admission: on the window at Key, drop

@@ -103,3 +103,52 @@ func BenchAdmitBatch(b *testing.B, s kv.Store, size int) {
 	}
 	reportAdmits(b, n)
 }
+
+// BenchHashIncrOnce measures HashIncrOnce of size requests from one
+// goroutine, each a new id on one of 20 hashes of 10 fields, as the trace
+// aggregator counts a batch of anchors (a few busy template days); one op is
+// one batch, and incrs/s counts requests.
+func BenchHashIncrOnce(b *testing.B, s kv.Store, size int) {
+	ctx := b.Context()
+	reqs := make([]kv.OnceIncrement, size)
+	var seq uint64
+	b.ReportAllocs()
+	n := 0
+	for b.Loop() {
+		for i := range reqs {
+			seq++
+			reqs[i] = kv.OnceIncrement{
+				Key: benchKeyNames()[seq%20], Field: strconv.FormatUint(seq%10, 10), Delta: 1,
+				TTL: time.Hour, ID: strconv.FormatUint(seq, 36), IDTTL: time.Hour,
+			}
+		}
+		if _, err := s.HashIncrOnce(ctx, reqs); err != nil {
+			b.Fatal(err)
+		}
+		n += size
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "incrs/s")
+}
+
+// BenchListPushBatch measures ListPushBatch of keys requests of one 200-byte
+// value each, capped at 100 elements, spread over benchKeys lists; one op is
+// one batch, and pushes/s counts values.
+func BenchListPushBatch(b *testing.B, s kv.Store, keys int) {
+	ctx := b.Context()
+	reqs := make([]kv.ListPushRequest, keys)
+	val := make([]byte, 200)
+	var seq uint64
+	b.ReportAllocs()
+	n := 0
+	for b.Loop() {
+		for i := range reqs {
+			seq++
+			reqs[i] = kv.ListPushRequest{Key: benchKeyNames()[seq%benchKeys], MaxLen: 100, TTL: time.Hour, Vals: [][]byte{val}}
+		}
+		if err := s.ListPushBatch(ctx, reqs); err != nil {
+			b.Fatal(err)
+		}
+		n += keys
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "pushes/s")
+}

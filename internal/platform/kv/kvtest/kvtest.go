@@ -49,6 +49,8 @@ func Run(t *testing.T, newStore func(t *testing.T) kv.Store) {
 	all = append(all, counterTests()...)
 	all = append(all, listTests()...)
 	all = append(all, hashTests()...)
+	all = append(all, onceTests()...)
+	all = append(all, listBatchTests()...)
 	all = append(all, windowTests()...)
 	all = append(all, concurrencyTests()...)
 	all = append(all, suiteTest{"Ping", func(t *testing.T, s kv.Store) {

@@ -20,10 +20,38 @@ func (s *Store) ListPush(ctx context.Context, key string, maxLen int, ttl time.D
 		return err
 	}
 	defer sh.mu.Unlock()
+	return sh.listPush(key, maxLen, ttl, vals, s.now())
+}
+
+// ListPushBatch runs the pushes in order, each under its key's lock.
+func (s *Store) ListPushBatch(ctx context.Context, reqs []kv.ListPushRequest) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("memkv: list push batch: %w", err)
+	}
+	for i, r := range reqs {
+		if err := r.Validate(); err != nil {
+			return fmt.Errorf("memkv: list push batch request %d: %w", i, err)
+		}
+	}
+	var first error
+	// Like a Redis pipeline, a failing request does not stop the ones after it.
+	for i, r := range reqs {
+		sh := s.shardFor(r.Key)
+		sh.mu.Lock()
+		err := sh.listPush(r.Key, r.MaxLen, r.TTL, r.Vals, s.now())
+		sh.mu.Unlock()
+		if err != nil && first == nil {
+			first = fmt.Errorf("memkv: list push batch request %d: %w", i, err)
+		}
+	}
+	return first
+}
+
+// listPush is ListPush under sh.mu, which the caller holds.
+func (sh *shard) listPush(key string, maxLen int, ttl time.Duration, vals [][]byte, now int64) error {
 	if len(vals) == 0 {
 		return nil
 	}
-	now := s.now()
 	e := sh.live(key, now)
 	if e == nil {
 		e = &entry{kind: kindList}

@@ -71,8 +71,12 @@ type Store struct {
 type shard struct {
 	mu sync.Mutex
 	m  map[string]*entry
+	// once holds the IDs HashIncrOnce has applied, per hash key. They live
+	// apart from m because they outlive the hash's value (see
+	// kv.OnceIncrement), but in the key's shard so one lock covers both.
+	once map[string]*onceSet
 	// pad keeps neighbouring shard locks on separate cache lines.
-	_ [48]byte
+	_ [40]byte
 }
 
 type kind uint8
@@ -110,6 +114,7 @@ func New(opts ...Option) *Store {
 	}
 	for i := range s.shards {
 		s.shards[i].m = make(map[string]*entry)
+		s.shards[i].once = make(map[string]*onceSet)
 	}
 	if s.sweepEvery > 0 {
 		go s.sweepLoop()
@@ -363,7 +368,8 @@ func (s *Store) sweep() {
 	}
 }
 
-// sweepSample deletes the expired keys among up to sweepSample keys and
+// sweepSample deletes the expired keys among up to sweepSample keys, and
+// the ID sets of HashIncrOnce among as many whose every ID has expired, and
 // returns how many it deleted.
 func (sh *shard) sweepSample(now int64) int {
 	sh.mu.Lock()
@@ -376,6 +382,17 @@ func (sh *shard) sweepSample(now int64) int {
 		seen++
 		if e.expireAt != 0 && e.expireAt <= now {
 			delete(sh.m, k)
+			expired++
+		}
+	}
+	seen = 0
+	for k, o := range sh.once {
+		if seen == sweepSample {
+			break
+		}
+		seen++
+		if o.maxExp <= now {
+			delete(sh.once, k)
 			expired++
 		}
 	}

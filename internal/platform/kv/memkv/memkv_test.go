@@ -154,3 +154,69 @@ func BenchmarkAdmitSerial(b *testing.B) {
 func BenchmarkAdmitBatch100(b *testing.B) {
 	kvtest.BenchAdmitBatch(b, newStore(b), 100)
 }
+
+func BenchmarkHashIncrOnce1000(b *testing.B) {
+	kvtest.BenchHashIncrOnce(b, newStore(b), 1000)
+}
+
+func BenchmarkListPushBatch1000(b *testing.B) {
+	kvtest.BenchListPushBatch(b, newStore(b), 1000)
+}
+
+// onceSize counts the ID sets of HashIncrOnce and the ids they hold.
+func onceSize(s *Store) (sets, ids int) {
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		sets += len(sh.once)
+		for _, o := range sh.once {
+			ids += len(o.ids)
+		}
+		sh.mu.Unlock()
+	}
+	return sets, ids
+}
+
+func TestOnceIDsAreForgotten(t *testing.T) {
+	clock := &fakeClock{now: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}
+	s := newStore(t, WithClock(clock.Now), WithSweepInterval(0))
+	ctx := t.Context()
+	apply := func(from, to int, idTTL time.Duration) {
+		t.Helper()
+		var reqs []kv.OnceIncrement
+		for i := from; i < to; i++ {
+			reqs = append(reqs, kv.OnceIncrement{Key: "h", Field: "n", Delta: 1, ID: fmt.Sprint(i), IDTTL: idTTL})
+		}
+		_, err := s.HashIncrOnce(ctx, reqs)
+		require.NoError(t, err)
+	}
+	apply(0, 1000, time.Minute)
+	_, ids := onceSize(s)
+	require.Equal(t, 1000, ids)
+	// Past their ttl, the next growth of the set sweeps them out, so a
+	// busy key's set stays bounded by what one ttl applies.
+	clock.Add(time.Minute)
+	apply(1000, 3000, time.Hour)
+	_, ids = onceSize(s)
+	require.Less(t, ids, 3000)
+	// A whole set whose ids have expired is dropped on its next touch.
+	clock.Add(time.Hour)
+	apply(5000, 5001, time.Hour)
+	sets, ids := onceSize(s)
+	require.Equal(t, 1, sets)
+	require.Equal(t, 1, ids)
+}
+
+func TestSweeperRemovesExpiredIDSets(t *testing.T) {
+	clock := &fakeClock{now: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}
+	s := newStore(t, WithClock(clock.Now), WithSweepInterval(time.Millisecond))
+	ctx := t.Context()
+	for i := range 500 {
+		_, err := s.HashIncrOnce(ctx, []kv.OnceIncrement{{Key: fmt.Sprint("h", i), Field: "n", Delta: 1, ID: "a", IDTTL: time.Second}})
+		require.NoError(t, err)
+	}
+	_, err := s.HashIncrOnce(ctx, []kv.OnceIncrement{{Key: "keep", Field: "n", Delta: 1, ID: "a", IDTTL: time.Hour}})
+	require.NoError(t, err)
+	clock.Add(time.Second)
+	require.Eventually(t, func() bool { sets, _ := onceSize(s); return sets == 1 }, 10*time.Second, time.Millisecond)
+}

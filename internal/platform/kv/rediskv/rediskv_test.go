@@ -87,6 +87,21 @@ func TestPrefixIsolatesAndLaysOutKeys(t *testing.T) {
 	require.NoError(t, err)
 	require.Greater(t, ttl, time.Duration(0))
 	require.LessOrEqual(t, ttl, time.Minute)
+
+	// HashIncrOnce keeps its ids in a sorted set beside the hash, which
+	// expires with its newest id.
+	_, err = a.HashIncrOnce(ctx, []kv.OnceIncrement{
+		{Key: "once", Field: "f", Delta: 1, ID: "a", IDTTL: time.Minute},
+		{Key: "once", Field: "f", Delta: 1, ID: "b", IDTTL: time.Second},
+	})
+	require.NoError(t, err)
+	typ, err := a.rdb.Type(ctx, a.prefix+"once"+idsSuffix).Result()
+	require.NoError(t, err)
+	require.Equal(t, "zset", typ)
+	ttl, err = a.idsTTL(ctx, "once")
+	require.NoError(t, err)
+	require.Greater(t, ttl, 50*time.Second)
+	require.LessOrEqual(t, ttl, time.Minute)
 }
 
 // TestRecoversFromLostScripts gives the store scripts the server has never
@@ -120,6 +135,28 @@ func TestRecoversFromLostScripts(t *testing.T) {
 			got, err = s.AdmitBatch(ctx, reqs[:1])
 			require.NoError(t, err)
 			require.Equal(t, []kv.WindowResult{{Admitted: false, Count: 2}}, got)
+		}},
+		{"HashIncrOnce", func(t *testing.T, s *Store) {
+			reqs := make([]kv.OnceIncrement, 2*onceChunk+1)
+			for i := range reqs {
+				reqs[i] = kv.OnceIncrement{Key: "h", Field: "f", Delta: 1, ID: fmt.Sprint(i % onceChunk), IDTTL: time.Minute}
+			}
+			got, err := s.HashIncrOnce(ctx, reqs)
+			require.NoError(t, err)
+			for i, ok := range got {
+				require.Equal(t, i < onceChunk, ok, "request %d", i)
+			}
+			n, err := s.HashGetAll(ctx, "h")
+			require.NoError(t, err)
+			require.Equal(t, map[string]int64{"f": onceChunk}, n)
+		}},
+		{"ListPushBatch", func(t *testing.T, s *Store) {
+			require.NoError(t, s.ListPushBatch(ctx, []kv.ListPushRequest{
+				{Key: "l", Vals: [][]byte{[]byte("a")}}, {Key: "l", Vals: [][]byte{[]byte("b")}},
+			}))
+			got, err := s.ListRange(ctx, "l", 0, -1)
+			require.NoError(t, err)
+			require.Equal(t, [][]byte{[]byte("a"), []byte("b")}, got)
 		}},
 		{"AdmitBatchOfSeveralCalls", func(t *testing.T, s *Store) {
 			reqs := make([]kv.WindowRequest, 3*admitChunk+1)
@@ -241,4 +278,12 @@ func BenchmarkAdmitBatch100OneCallPerRequest(b *testing.B) {
 		n += len(reqs)
 	}
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "admits/s")
+}
+
+func BenchmarkHashIncrOnce1000(b *testing.B) {
+	kvtest.BenchHashIncrOnce(b, newStore(b), 1000)
+}
+
+func BenchmarkListPushBatch1000(b *testing.B) {
+	kvtest.BenchListPushBatch(b, newStore(b), 1000)
 }

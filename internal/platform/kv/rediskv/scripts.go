@@ -87,12 +87,93 @@ end
 return out
 `
 
+// hashOnceSrc runs HashIncrOnce requests grouped by key. KEYS holds a pair
+// per group (the hash, then its set of applied IDs); ARGV holds, per group
+// in turn, the hash's ttl in ms ('0': keep), the ids' ttl in ms, the number
+// n of requests, then n triples of field, delta and id. The IDs are a
+// sorted set scored by their expiry in unix ms of the server's clock: the
+// group's expired IDs are pruned first, so ZADD NX says exactly whether an
+// ID is new. A group's expiries are set once, when any of its requests
+// applied.
+//
+// It answers one element per request, in order: 1 applied, 0 already
+// applied, or the error's text when the increment failed (WRONGTYPE,
+// overflow) — pcall keeps one bad key from aborting the requests after it,
+// and a failed increment takes its ID back out.
+const hashOnceSrc = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local out = {}
+local p = 1
+for g = 1, #KEYS / 2 do
+  local h, ids = KEYS[2 * g - 1], KEYS[2 * g]
+  local ttl, idttl, n = ARGV[p], tonumber(ARGV[p + 1]), tonumber(ARGV[p + 2])
+  p = p + 3
+  redis.call('ZREMRANGEBYSCORE', ids, '-inf', now)
+  local applied = false
+  for i = 1, n do
+    local field, delta, id = ARGV[p], ARGV[p + 1], ARGV[p + 2]
+    p = p + 3
+    if redis.call('ZADD', ids, 'NX', now + idttl, id) == 0 then
+      out[#out + 1] = 0
+    else
+      local ok = redis.pcall('HINCRBY', h, field, delta)
+      if type(ok) == 'table' and ok.err then
+        redis.call('ZREM', ids, id)
+        out[#out + 1] = ok.err
+      else
+        applied = true
+        out[#out + 1] = 1
+      end
+    end
+  end
+  if applied then
+    if ttl ~= '0' then redis.call('PEXPIRE', h, ttl) end
+    if redis.call('PTTL', ids) < idttl then redis.call('PEXPIRE', ids, idttl) end
+  end
+end
+return out
+`
+
+// listBatchSrc runs one ListPush per key in KEYS. ARGV holds, per key in
+// turn, maxLen, ttl in ms ('0': keep), the number n of values, then the n
+// values. It answers 1 per key, or the error's text when the push failed
+// (WRONGTYPE), in which case the key was left as it was. LTRIM runs only
+// when the push went past the cap.
+const listBatchSrc = `
+local out = {}
+local p = 1
+for i, key in ipairs(KEYS) do
+  local cap, ttl, n = tonumber(ARGV[p]), ARGV[p + 1], tonumber(ARGV[p + 2])
+  local first, last = p + 3, p + 2 + n
+  p = last + 1
+  local err, len = nil, 0
+  for j = first, last, 1000 do
+    local ok = redis.pcall('RPUSH', key, unpack(ARGV, j, math.min(j + 999, last)))
+    if type(ok) == 'table' and ok.err then
+      err = ok.err
+      break
+    end
+    len = ok
+  end
+  if err then
+    out[i] = err
+  else
+    if cap > 0 and len > cap then redis.call('LTRIM', key, -cap, -1) end
+    if ttl ~= '0' then redis.call('PEXPIRE', key, ttl) end
+    out[i] = 1
+  end
+end
+return out
+`
+
 // scripts are the Lua scripts a Store runs by SHA.
 type scripts struct {
-	cas, incr, listPush, hashIncr, admit *redis.Script
+	cas, incr, listPush, hashIncr, admit, hashOnce, listBatch *redis.Script
 	// admitSrc is admit's source, reloaded through a pipeline after NOSCRIPT
-	// (Script.Load cannot be pipelined: it reads the reply at once).
-	admitSrc string
+	// (Script.Load cannot be pipelined: it reads the reply at once); so are
+	// hashOnceSrc and listBatchSrc.
+	admitSrc, hashOnceSrc, listBatchSrc string
 }
 
 // newScripts builds the scripts; a non-empty salt (tests only) changes every
@@ -111,9 +192,14 @@ func newScripts(salt string) scripts {
 		hashIncr: redis.NewScript(salted(hashIncrSrc)),
 		admit:    redis.NewScript(salted(admitSrc)),
 		admitSrc: salted(admitSrc),
+
+		hashOnce:     redis.NewScript(salted(hashOnceSrc)),
+		hashOnceSrc:  salted(hashOnceSrc),
+		listBatch:    redis.NewScript(salted(listBatchSrc)),
+		listBatchSrc: salted(listBatchSrc),
 	}
 }
 
 func (s scripts) all() []*redis.Script {
-	return []*redis.Script{s.cas, s.incr, s.listPush, s.hashIncr, s.admit}
+	return []*redis.Script{s.cas, s.incr, s.listPush, s.hashIncr, s.admit, s.hashOnce, s.listBatch}
 }
