@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/waypost/waypost/internal/platform/config"
 	"github.com/waypost/waypost/internal/platform/httpx"
@@ -26,6 +27,11 @@ type engines struct {
 	sql   *sqldb.DB
 	kv    kv.Store
 	queue queue.Queue
+	// redis is the kv engine's Redis connection (nil with the in-process
+	// kv), for components that need Redis itself on the same server and
+	// key prefix: the push handler's cluster-wide rate limiter.
+	redis       *redis.Options
+	redisPrefix string
 }
 
 // openEngines connects to (or, for the embedded defaults, starts) the SQL
@@ -59,6 +65,7 @@ func openEngines(ctx context.Context, cfg config.Config, logger *slog.Logger, re
 		}, logger); err != nil {
 			return nil, err
 		}
+		e.redis, e.redisPrefix = redisOptions(r), r.Prefix
 	}
 
 	switch cfg.Queue.Backend {
@@ -81,6 +88,12 @@ func openEngines(ctx context.Context, cfg config.Config, logger *slog.Logger, re
 		return nil, fmt.Errorf("queue %s: %w", cfg.Queue.Backend, err)
 	}
 	return e, nil
+}
+
+// redisOptions are the go-redis options of the kv engine's server, for a
+// client of its own (rediskv keeps its client to itself).
+func redisOptions(r config.Redis) *redis.Options {
+	return &redis.Options{Addr: r.Addr, Username: r.Username, Password: r.Password, DB: r.DB, PoolSize: r.PoolSize}
 }
 
 // checks are the readiness checks of /readyz, one per engine.

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/waypost/waypost/internal/platform/auth"
 	"github.com/waypost/waypost/internal/platform/egress"
@@ -20,6 +21,9 @@ import (
 	"github.com/waypost/waypost/internal/push/admin"
 	"github.com/waypost/waypost/internal/push/channel/inbox"
 	"github.com/waypost/waypost/internal/push/handler"
+	"github.com/waypost/waypost/internal/push/limit"
+	"github.com/waypost/waypost/internal/push/limit/redislimit"
+	"github.com/waypost/waypost/internal/push/rules"
 	pushstore "github.com/waypost/waypost/internal/push/store"
 	"github.com/waypost/waypost/internal/push/trace"
 )
@@ -108,8 +112,17 @@ func masterKey(passphrase, data string) ([]byte, error) {
 }
 
 // addPush runs the push roles: api (send, inbox), admin (templates,
-// accounts, keys), trace (anchor consumer and queries).
+// accounts, keys), trace (anchor consumer and queries), handler (rule
+// stages and sends), and registers the push rules' live settings.
 func addPush(w *wiring, roles []string) error {
+	// Every push process knows the rules' settings, so that the settings
+	// API of any instance (an admin-only one, say) validates and serves them.
+	pc := w.cfg.Push
+	settings := rules.Register(w.settings, rules.Defaults{
+		Pool: rules.Pool{Workers: pc.Workers, Queue: pc.Queue},
+		Retry: rules.RetryPolicy{MaxAttempts: pc.MaxAttempts, Backoff: rules.Duration(pc.RetryBackoff),
+			MaxBackoff: rules.Duration(pc.MaxRetryBackoff)},
+	})
 	if slices.Contains(roles, "admin") {
 		admin.New(w.pushStore, w.logger.With("component", "push-admin")).Register(w.mux, w.authn)
 	}
@@ -119,7 +132,7 @@ func addPush(w *wiring, roles []string) error {
 		}
 	}
 	if slices.Contains(roles, "handler") {
-		if err := addHandler(w); err != nil {
+		if err := addHandler(w, settings); err != nil {
 			return err
 		}
 	}
@@ -160,8 +173,9 @@ func inboxHub(w *wiring) (*inbox.Hub, error) {
 }
 
 // addHandler consumes every channel × message-type topic, each with its own
-// worker pool, and sends through the channels' providers.
-func addHandler(w *wiring) error {
+// worker pool, takes each task through the rule stages on the live settings,
+// and sends through the channels' providers.
+func addHandler(w *wiring, settings *rules.Settings) error {
 	allow, err := egress.ParseAllow(strings.Join(w.cfg.Push.EgressAllow, ","))
 	if err != nil {
 		return fmt.Errorf("push.egress_allow: %w", err)
@@ -172,16 +186,40 @@ func addHandler(w *wiring) error {
 	}
 	senders := handler.NewSenders(w.pushStore, handler.DefaultFactories(egress.New(allow)))
 	senders.RegisterNoAccount(push.ChannelInbox, inbox.Factory(w.inboxStore(), hub))
-	h, err := handler.New(handler.Config{
-		Pool:        handler.PoolSize{Workers: w.cfg.Push.Workers, Queue: w.cfg.Push.Queue},
-		MaxAttempts: w.cfg.Push.MaxAttempts,
-	}, w.eng.queue, w.eng.kv, senders, w.logger.With("component", "push-handler"), w.reg)
+	limiter, err := pushLimiter(w)
+	if err != nil {
+		return err
+	}
+	h, err := handler.New(handler.Config{}, w.eng.queue, w.eng.kv, senders, w.logger.With("component", "push-handler"), w.reg,
+		handler.WithRules(settings), handler.WithLimiter(limiter))
 	if err != nil {
 		return fmt.Errorf("push handler: %w", err)
 	}
 	// Run gets a context that is never cancelled: the group's stop drains it.
 	w.group.Add("push-handler", func() error { return h.Run(context.Background()) }, h.Close)
 	return nil
+}
+
+// pushLimiter is the rate limiter of push.limits: cluster-wide in the kv
+// engine's Redis (same server and key prefix) when there is one, falling
+// back to an in-process limiter while Redis fails; in-process otherwise.
+func pushLimiter(w *wiring) (limit.Limiter, error) {
+	logger := w.logger.With("component", "push-limit")
+	local, err := limit.NewLocal(logger, w.reg)
+	if err != nil {
+		return nil, fmt.Errorf("push rate limiter: %w", err)
+	}
+	if w.eng.redis == nil {
+		return local, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	l, err := redislimit.Open(ctx, w.eng.redis, redislimit.Config{Prefix: w.eng.redisPrefix, Fallback: local}, logger, w.reg)
+	if err != nil {
+		return nil, fmt.Errorf("push rate limiter: %w", err)
+	}
+	w.closers = append(w.closers, l.Close)
+	return l, nil
 }
 
 // addInboxAPI serves the in-app inbox: list, mark read, live stream.
@@ -195,19 +233,41 @@ func addInboxAPI(w *wiring) error {
 	return nil
 }
 
-// addTrace consumes anchors into the trace store and serves its queries.
+// addTrace runs the trace role: the aggregator of realtime views on the kv
+// store and the writer of the SQL detail store (each its own consumer
+// group), the detail store's pruner, and the trace queries and receipts.
 func addTrace(w *wiring) error {
-	st := trace.NewStore(w.eng.sql)
-	c, err := trace.NewConsumer(w.eng.queue, st, trace.ConsumerConfig{}, w.logger.With("component", "trace"), w.reg)
+	tc := w.cfg.Trace
+	loc, err := time.LoadLocation(tc.TimeZone)
 	if err != nil {
-		return fmt.Errorf("trace: %w", err)
+		return fmt.Errorf("trace.timezone: %w", err)
 	}
-	w.group.Add("trace-consumer", func() error { return c.Run(context.Background()) }, func(context.Context) error {
-		c.Close()
+	logger := w.logger.With("component", "trace")
+	views := trace.NewViews(w.eng.kv, trace.ViewConfig{
+		Location: loc, MessageTTL: tc.MessageTTL, MessageMaxEvents: tc.MessageMaxEvents,
+		ReceiverMaxEvents: tc.ReceiverMaxEvents, CountsTTL: tc.CountsTTL, EventIDTTL: tc.EventIDTTL,
+	})
+	store := trace.NewSQLStore(w.eng.sql)
+	for group, sink := range map[string]trace.Sink{trace.ViewsGroup: views, trace.DetailGroup: trace.DetailSink(store)} {
+		c, err := trace.NewConsumer(w.eng.queue, sink, trace.ConsumerConfig{
+			Group: group, BatchSize: tc.BatchSize, FlushEvery: tc.FlushInterval,
+		}, logger, w.reg)
+		if err != nil {
+			return fmt.Errorf("trace: %w", err)
+		}
+		w.group.Add(group, func() error { return c.Run(context.Background()) }, func(context.Context) error {
+			c.Close()
+			return nil
+		})
+	}
+	pruner := trace.NewPruner(store, tc.Retention, tc.PruneInterval, nil, logger)
+	w.group.Add("trace-pruner", func() error { return pruner.Run(context.Background()) }, func(context.Context) error {
+		pruner.Close()
 		return nil
 	})
-	trace.NewAPI(st, trace.APIConfig{}, w.logger.With("component", "trace")).
-		Register(w.mux, auth.Require(w.authn, auth.ScopeTrace))
+	reader := trace.NewReader(views, store, tc.QueryLimit, logger)
+	trace.NewAPI(reader, trace.NewRecorder(w.eng.queue, reader, nil), trace.APIConfig{Location: loc}, logger).
+		Register(w.mux, auth.Require(w.authn, auth.ScopeTrace), auth.Require(w.authn, auth.ScopeSend))
 	return nil
 }
 

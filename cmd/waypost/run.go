@@ -25,6 +25,8 @@ Usage:
   waypost migrate [flags]            apply database migrations and print their status
   waypost send --template ID --to R[,R…] [--var k=v …] [--server URL] [--key KEY]
                                      send one message (env WAYPOST_SERVER, WAYPOST_API_KEY)
+  waypost trace message ID | receiver R [--date D] | template ID [--date D] [--server URL] [--key KEY]
+                                     where a message went; a receiver's day; a template's day
   waypost bench push [--setup | --template ID] [--concurrency N | --rate R] [--duration D]
                                      load a running server's send API (docs/bench.md)
   waypost version                    print the version
@@ -59,6 +61,8 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		return migrate(ctx, rest, environ, stdout, stderr)
 	case "send":
 		return send(ctx, rest, environ, stdout, stderr)
+	case "trace":
+		return traceCmd(ctx, rest, environ, stdout, stderr)
 	case "bench":
 		return benchCmd(ctx, rest, environ, stdout, stderr)
 	case "version", "--version":

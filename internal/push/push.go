@@ -165,6 +165,10 @@ const (
 	StateSent                = "sent"
 	StateSendFailed          = "send_failed"
 	StateRecalled            = "recalled"
+	// StateDelivered and StateUndelivered come from channels that report
+	// delivery later (receipts), after sent.
+	StateDelivered   = "delivered"
+	StateUndelivered = "undelivered"
 )
 
 // TraceTopic is the queue topic every stage's anchors are published to.

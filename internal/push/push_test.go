@@ -1,6 +1,7 @@
 package push
 
 import (
+	"strconv"
 	"testing"
 	"time"
 
@@ -21,4 +22,33 @@ func TestTopic(t *testing.T) {
 	require.Equal(t, "push.email.notice", Topic(ChannelEmail, MsgNotice))
 	require.Len(t, Channels(), 10)
 	require.Len(t, MsgTypes(), 3)
+}
+
+func TestAnchorPacks(t *testing.T) {
+	as := make([]Anchor, 2*MaxAnchorsPerMessage+1)
+	for i := range as {
+		as[i] = Anchor{EventID: strconv.Itoa(i), MessageID: "m", Receiver: "r", State: StateReceived}
+	}
+	packs, err := EncodeAnchors(as)
+	require.NoError(t, err)
+	require.Len(t, packs, 3)
+	var back []Anchor
+	for _, p := range packs {
+		got, err := DecodeAnchors(p)
+		require.NoError(t, err)
+		require.LessOrEqual(t, len(got), MaxAnchorsPerMessage)
+		back = append(back, got...)
+	}
+	require.Equal(t, as, back, "every anchor once, in order")
+
+	one, err := DecodeAnchors([]byte(` {"eventId":"e","messageId":"m","state":"sent"}`))
+	require.NoError(t, err)
+	require.Equal(t, []Anchor{{EventID: "e", MessageID: "m", State: "sent"}}, one, "a single object still reads")
+	_, err = DecodeAnchors([]byte(`[{"eventId":1}]`))
+	require.Error(t, err)
+	_, err = DecodeAnchors([]byte(`nope`))
+	require.Error(t, err)
+	packs, err = EncodeAnchors(nil)
+	require.NoError(t, err)
+	require.Empty(t, packs)
 }

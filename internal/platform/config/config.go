@@ -36,6 +36,7 @@ type Config struct {
 	Queue           Queue         `yaml:"queue"`
 	Tracing         Tracing       `yaml:"tracing"`
 	Push            Push          `yaml:"push"`
+	Trace           Trace         `yaml:"trace"`
 	Hub             Hub           `yaml:"hub"`
 	Sandbox         Sandbox       `yaml:"sandbox"`
 }
@@ -134,11 +135,47 @@ type Push struct {
 	// MaxMessages bounds the messages of one send request.
 	MaxMessages int `yaml:"max_messages"`
 	// Workers and Queue size each channel × message-type worker pool of the
-	// handler role: sends at once, and tasks waiting for a worker.
+	// handler role: sends at once, and tasks waiting for a worker. They are
+	// the default of the live setting push.pools.
 	Workers int `yaml:"workers"`
 	Queue   int `yaml:"queue"`
-	// MaxAttempts bounds deliveries of a task whose sends fail transiently.
-	MaxAttempts int `yaml:"max_attempts"`
+	// MaxAttempts bounds the deliveries of a task that may end in a
+	// transient send failure; RetryBackoff is the first retry's delay,
+	// doubling up to MaxRetryBackoff. The default of the live setting
+	// push.retry.
+	MaxAttempts     int           `yaml:"max_attempts"`
+	RetryBackoff    time.Duration `yaml:"retry_backoff"`
+	MaxRetryBackoff time.Duration `yaml:"max_retry_backoff"`
+}
+
+// Trace configures push's full-link tracing (the trace role and its queries).
+type Trace struct {
+	// TimeZone is the IANA zone of a receiver's day (the realtime list of
+	// the day and the ?date= of queries) and of "today".
+	TimeZone string `yaml:"timezone"`
+	// MessageTTL is how long a message's realtime event list lives after
+	// its last event.
+	MessageTTL time.Duration `yaml:"message_ttl"`
+	// MessageMaxEvents and ReceiverMaxEvents cap the realtime lists; a
+	// fuller one is answered from the detail store.
+	MessageMaxEvents  int `yaml:"message_max_events"`
+	ReceiverMaxEvents int `yaml:"receiver_max_events"`
+	// CountsTTL is how long a template day's counts per state live after
+	// its last event.
+	CountsTTL time.Duration `yaml:"counts_ttl"`
+	// EventIDTTL is how long an event id is remembered, so a redelivered
+	// anchor is not counted twice.
+	EventIDTTL time.Duration `yaml:"event_id_ttl"`
+	// Retention is how long the detail store keeps events; PruneInterval
+	// how often it deletes older ones.
+	Retention     time.Duration `yaml:"retention"`
+	PruneInterval time.Duration `yaml:"prune_interval"`
+	// BatchSize and FlushInterval shape the consumers' writes: at most
+	// BatchSize anchors per write, an anchor waiting at most FlushInterval.
+	BatchSize     int           `yaml:"batch_size"`
+	FlushInterval time.Duration `yaml:"flush_interval"`
+	// QueryLimit bounds the events one query answers (the latest ones).
+	QueryLimit int `yaml:"query_limit"`
 }
 
 // Hub configures the station operations system.
@@ -179,7 +216,13 @@ func Default() Config {
 			SampleRatio: 1,
 			ServiceName: "waypost",
 		},
-		Push:    Push{Roles: []string{"api", "handler", "trace", "cron", "admin"}, MaxMessages: 500, Workers: 8, Queue: 256, MaxAttempts: 5},
+		Push: Push{Roles: []string{"api", "handler", "trace", "cron", "admin"}, MaxMessages: 500, Workers: 8, Queue: 256, MaxAttempts: 5,
+			RetryBackoff: time.Second, MaxRetryBackoff: time.Minute},
+		Trace: Trace{
+			TimeZone: "UTC", MessageTTL: 72 * time.Hour, MessageMaxEvents: 2000, ReceiverMaxEvents: 2000,
+			CountsTTL: 30 * 24 * time.Hour, EventIDTTL: 72 * time.Hour, Retention: 30 * 24 * time.Hour,
+			PruneInterval: time.Hour, BatchSize: 1000, FlushInterval: 100 * time.Millisecond, QueryLimit: 1000,
+		},
 		Hub:     Hub{CallTimeout: 300 * time.Millisecond},
 		Sandbox: Sandbox{Latency: "none"},
 	}
@@ -251,11 +294,44 @@ func (c Config) Validate() error {
 	check(c.Push.MaxMessages > 0, "push.max_messages: must be positive")
 	check(c.Push.Workers > 0, "push.workers: must be positive")
 	check(c.Push.Queue >= 0, "push.queue: must not be negative")
-	check(c.Push.MaxAttempts > 0, "push.max_attempts: must be positive")
+	check(c.Push.MaxAttempts > 0 && c.Push.MaxAttempts <= 100, "push.max_attempts: want 1..100, got %d", c.Push.MaxAttempts)
+	check(c.Push.RetryBackoff > 0 && c.Push.RetryBackoff <= time.Hour, "push.retry_backoff: want (0, 1h], got %v", c.Push.RetryBackoff)
+	check(c.Push.MaxRetryBackoff >= c.Push.RetryBackoff && c.Push.MaxRetryBackoff <= 24*time.Hour,
+		"push.max_retry_backoff: want retry_backoff..24h, got %v", c.Push.MaxRetryBackoff)
 	for _, r := range c.Push.Roles {
 		check(slices.Contains(PushRoles(), r), "push.roles: unknown role %q (want some of %v)", r, PushRoles())
 	}
+	errs = append(errs, c.Trace.validate()...)
 	return errors.Join(errs...)
+}
+
+func (t Trace) validate() []error {
+	var errs []error
+	if _, err := time.LoadLocation(t.TimeZone); err != nil || t.TimeZone == "" {
+		errs = append(errs, fmt.Errorf("trace.timezone: want an IANA zone such as UTC or Asia/Shanghai, got %q", t.TimeZone))
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"message_ttl", t.MessageTTL}, {"counts_ttl", t.CountsTTL}, {"event_id_ttl", t.EventIDTTL},
+		{"retention", t.Retention}, {"prune_interval", t.PruneInterval}, {"flush_interval", t.FlushInterval}} {
+		if d.v <= 0 {
+			errs = append(errs, fmt.Errorf("trace.%s: must be positive, got %s", d.name, d.v))
+		}
+	}
+	for _, n := range []struct {
+		name string
+		v    int
+	}{{"message_max_events", t.MessageMaxEvents}, {"receiver_max_events", t.ReceiverMaxEvents},
+		{"batch_size", t.BatchSize}, {"query_limit", t.QueryLimit}} {
+		if n.v <= 0 {
+			errs = append(errs, fmt.Errorf("trace.%s: must be positive, got %d", n.name, n.v))
+		}
+	}
+	if t.QueryLimit > 0 && t.QueryLimit >= min(t.MessageMaxEvents, t.ReceiverMaxEvents) {
+		errs = append(errs, fmt.Errorf("trace.query_limit: %d must be below message_max_events and receiver_max_events, or full lists would answer every query from the detail store", t.QueryLimit))
+	}
+	return errs
 }
 
 // PushRoles lists the roles `waypost push serve` can run.

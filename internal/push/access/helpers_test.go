@@ -134,10 +134,12 @@ func (q *fakeQueue) anchors(t *testing.T) []push.Anchor {
 	t.Helper()
 	var out []push.Anchor
 	for _, m := range q.messages(push.TraceTopic) {
-		var a push.Anchor
-		require.NoError(t, json.Unmarshal(m.Value, &a))
-		require.Equal(t, a.MessageID, m.Key)
-		out = append(out, a)
+		as, err := push.DecodeAnchors(m.Value)
+		require.NoError(t, err)
+		require.NotEmpty(t, as)
+		require.Equal(t, as[0].MessageID, m.Key, "a pack is keyed by its first message")
+		require.LessOrEqual(t, len(as), push.MaxAnchorsPerMessage)
+		out = append(out, as...)
 	}
 	return out
 }

@@ -185,10 +185,11 @@ func (h *Handler) decode(raw []byte) (*SendRequest, error) {
 }
 
 // assemble builds the response and, in one batch, every task followed by
-// every anchor. Tasks are keyed by messageId: a task fans out to many
-// receivers, no order between messages is promised, and the id spreads
-// messages evenly over partitions; anchors share the key so one message's
-// trace stays in order.
+// the request's anchors packed into as few trace messages as
+// push.EncodeAnchors allows. Tasks are keyed by messageId: a task fans out
+// to many receivers, no order between messages is promised, and the id
+// spreads messages evenly over partitions. An anchor pack is keyed by the
+// first messageId it holds.
 func (h *Handler) assemble(comp *Compiled, req *SendRequest, rendered []Rendered) (SendResponse, []queue.Message, error) {
 	tpl := comp.Template
 	now := h.now()
@@ -197,7 +198,7 @@ func (h *Handler) assemble(comp *Compiled, req *SendRequest, rendered []Rendered
 	ids := h.ids.next(len(req.Messages))
 	resp := SendResponse{Messages: make([]MessageResult, len(req.Messages))}
 	tasks := make([]queue.Message, 0, len(req.Messages))
-	var anchors []queue.Message
+	var anchors []push.Anchor
 	var valid, invalid int
 	for i, m := range req.Messages {
 		res := MessageResult{MessageID: ids[i], BusinessID: businessID, Receivers: make([]string, 0, len(m.Receivers))}
@@ -218,7 +219,7 @@ func (h *Handler) assemble(comp *Compiled, req *SendRequest, rendered []Rendered
 				res.Receivers = append(res.Receivers, rcv)
 				valid++
 			}
-			a, err := json.Marshal(push.Anchor{
+			anchors = append(anchors, push.Anchor{
 				EventID:    ids[i] + "." + state + "." + strconv.Itoa(len(seen)-1),
 				MessageID:  ids[i],
 				BusinessID: businessID,
@@ -227,10 +228,6 @@ func (h *Handler) assemble(comp *Compiled, req *SendRequest, rendered []Rendered
 				At:         now,
 				Detail:     detail,
 			})
-			if err != nil {
-				return SendResponse{}, nil, fmt.Errorf("encode anchor: %w", err)
-			}
-			anchors = append(anchors, queue.Message{Topic: push.TraceTopic, Key: ids[i], Value: a})
 		}
 		resp.Messages[i] = res
 		if len(res.Receivers) == 0 {
@@ -244,7 +241,14 @@ func (h *Handler) assemble(comp *Compiled, req *SendRequest, rendered []Rendered
 	}
 	h.metrics.receivers.WithLabelValues("valid").Add(float64(valid))
 	h.metrics.receivers.WithLabelValues("invalid").Add(float64(invalid))
-	return resp, append(tasks, anchors...), nil
+	packs, err := push.EncodeAnchors(anchors)
+	if err != nil {
+		return SendResponse{}, nil, err
+	}
+	for i, p := range packs {
+		tasks = append(tasks, queue.Message{Topic: push.TraceTopic, Key: anchors[i*push.MaxAnchorsPerMessage].MessageID, Value: p})
+	}
+	return resp, tasks, nil
 }
 
 func newTask(tpl push.Template, id, businessID string, receivers []string, r Rendered, bizID string, now time.Time) push.Task {

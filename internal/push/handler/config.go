@@ -3,9 +3,11 @@ package handler
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"github.com/waypost/waypost/internal/push"
+	"github.com/waypost/waypost/internal/push/rules"
 )
 
 // errConfig is wrapped by every configuration error.
@@ -33,19 +35,35 @@ const (
 type PoolSize struct {
 	// Workers is how many tasks run at once.
 	Workers int `yaml:"workers"`
-	// Queue is how many more may wait for a worker; the subscription holds
-	// at most Workers+Queue deliveries.
+	// Queue is how many more may wait for a worker.
 	Queue int `yaml:"queue"`
+	// InFlight is the subscription's MaxInFlight, between Workers and
+	// Workers+Queue; 0 means Workers+Queue.
+	InFlight int `yaml:"in_flight"`
 }
 
 // inFlight is the MaxInFlight of a subscription feeding a pool of size s.
-func (s PoolSize) inFlight() int { return s.Workers + s.Queue }
+func (s PoolSize) inFlight() int {
+	if s.InFlight > 0 {
+		return s.InFlight
+	}
+	return s.Workers + s.Queue
+}
 
 func (s PoolSize) validate(name string) error {
 	if s.Workers < 1 || s.Queue < 0 {
 		return fmt.Errorf("pool %s: workers %d must be positive and queue %d not negative: %w", name, s.Workers, s.Queue, errConfig)
 	}
+	if s.InFlight != 0 && (s.InFlight < s.Workers || s.InFlight > s.Workers+s.Queue) {
+		return fmt.Errorf("pool %s: in-flight %d not in workers..workers+queue (%d..%d): %w",
+			name, s.InFlight, s.Workers, s.Workers+s.Queue, errConfig)
+	}
 	return nil
+}
+
+// poolSize converts a pool of the live settings.
+func poolSize(p rules.Pool) PoolSize {
+	return PoolSize{Workers: p.Workers, Queue: p.Queue, InFlight: p.InFlight}
 }
 
 // Config tunes the handler; zero fields take the defaults above.
@@ -54,25 +72,28 @@ type Config struct {
 	Channels []push.Channel `yaml:"channels"`
 	MsgTypes []push.MsgType `yaml:"msg_types"`
 	// Pool is the default size of every pool; Pools overrides it per
-	// "channel.type", e.g. "email.marketing".
+	// "channel.type", e.g. "email.marketing". With WithRules the live
+	// setting push.pools sizes the pools instead.
 	Pool  PoolSize            `yaml:"pool"`
 	Pools map[string]PoolSize `yaml:"pools"`
 	// SendingTTL is how long a receiver's "sending" ledger mark lives: a
 	// crashed attempt blocks retries of that receiver for at most this long.
 	SendingTTL time.Duration `yaml:"sending_ttl"`
-	// SentTTL is how long "sent" and "failed" marks are kept, which bounds
-	// how late a redelivery is still recognised.
+	// SentTTL is how long "sent" and "failed" marks (and a message's count
+	// of failed deliveries) are kept, which bounds how late a redelivery is
+	// still recognised.
 	SentTTL time.Duration `yaml:"sent_ttl"`
 	// AckTimeout is the subscription's: an unsettled task is redelivered
-	// after it.
+	// after it. A rate-limit wait is capped at half of it.
 	AckTimeout time.Duration `yaml:"ack_timeout"`
-	// MaxAttempts is how many deliveries a task gets before receivers that
-	// still fail transiently are given up with retries_exhausted;
-	// ChannelMaxAttempts overrides it per channel.
+	// MaxAttempts is how many deliveries of a task may end in a transient
+	// failure before the receivers still failing are given up with
+	// retries_exhausted; ChannelMaxAttempts overrides it per channel.
+	// With WithRules the live setting push.retry applies instead.
 	MaxAttempts        int                  `yaml:"max_attempts"`
 	ChannelMaxAttempts map[push.Channel]int `yaml:"channel_max_attempts"`
-	// RetryBackoff is the Nack delay after the first failed attempt; it
-	// doubles per attempt up to MaxRetryBackoff.
+	// RetryBackoff is the Nack delay after the first failed delivery; it
+	// doubles per failure up to MaxRetryBackoff, jittered (rules.RetryPolicy.Delay).
 	RetryBackoff    time.Duration `yaml:"retry_backoff"`
 	MaxRetryBackoff time.Duration `yaml:"max_retry_backoff"`
 	// RejectDelay is the Nack delay of a delivery refused by a full pool.
@@ -86,8 +107,15 @@ type Config struct {
 	// DrainTimeout bounds the drain Run does itself when its ctx ends, and
 	// the drain of subscriptions replaced by Resize.
 	DrainTimeout time.Duration `yaml:"drain_timeout"`
-	// Now is the clock of anchors; nil means time.Now.
+	// Now is the clock of anchors and of the rules (expiry, quiet hours,
+	// dedup windows); nil means time.Now.
 	Now func() time.Time `yaml:"-"`
+	// LoadLocation loads a template's time zone; nil means
+	// time.LoadLocation. Each zone is loaded once and cached.
+	LoadLocation func(name string) (*time.Location, error) `yaml:"-"`
+	// Jitter draws the random part of each retry delay, in [0, 1); nil
+	// means math/rand/v2's Float64.
+	Jitter func() float64 `yaml:"-"`
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -148,6 +176,12 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.LoadLocation == nil {
+		c.LoadLocation = time.LoadLocation
+	}
+	if c.Jitter == nil {
+		c.Jitter = rand.Float64
+	}
 	return c, nil
 }
 
@@ -165,11 +199,9 @@ func (c Config) maxAttempts(ch push.Channel) int {
 	return c.MaxAttempts
 }
 
-// backoff is the Nack delay after the attempt-th delivery failed.
-func (c Config) backoff(attempt int) time.Duration {
-	d := c.RetryBackoff
-	for i := 1; i < attempt && d < c.MaxRetryBackoff; i++ {
-		d *= 2
-	}
-	return min(d, c.MaxRetryBackoff)
+// retryPolicy is the static retry policy of ch, used when the handler runs
+// without live settings.
+func (c Config) retryPolicy(ch push.Channel) rules.RetryPolicy {
+	return rules.RetryPolicy{MaxAttempts: c.maxAttempts(ch), Backoff: rules.Duration(c.RetryBackoff),
+		MaxBackoff: rules.Duration(c.MaxRetryBackoff)}
 }

@@ -14,13 +14,27 @@ import (
 	"github.com/waypost/waypost/internal/push"
 )
 
-// emitter batches anchors to push.TraceTopic from one goroutine. Emit never
-// blocks the send path: when the buffer is full the anchor is dropped,
-// counted and logged, because a late trace is worth less than a late send.
+const (
+	// maxPackBytes bounds one packed queue message, well under the brokers'
+	// default message size limits (1 MiB on NATS and Kafka) even when every
+	// anchor carries a long detail.
+	maxPackBytes = 256 << 10
+	// dropLogEvery rate-limits the warnings about dropped anchors: a full
+	// buffer drops thousands a second, and one line with the count says it.
+	dropLogEvery = 10 * time.Second
+)
+
+// emitter batches anchors to push.TraceTopic from one goroutine, packed: one
+// queue message holds a JSON array of up to AnchorBatch anchors (fewer when
+// they would exceed maxPackBytes), keyed by its first anchor's messageId so
+// that packs spread over partitions and consumer lanes. Emit never blocks
+// the send path: when the buffer is full the anchor is dropped, counted and
+// logged (at most once per dropLogEvery, with the count), because a late
+// trace is worth less than a late send.
 type emitter struct {
 	q        queue.Queue
 	log      *slog.Logger
-	buf      chan queue.Message
+	buf      chan push.Anchor
 	batch    int
 	interval time.Duration
 
@@ -28,7 +42,8 @@ type emitter struct {
 
 	mu       sync.Mutex
 	closed   bool
-	dropping bool // logging once per overflow episode, not per anchor
+	lastWarn time.Time // of the last overflow warning
+	dropped  int       // anchors dropped since then
 	done     chan struct{}
 	stop     chan struct{}
 
@@ -42,7 +57,7 @@ func newEmitter(q queue.Queue, log *slog.Logger, cfg Config, m *metrics) *emitte
 	base, cancel := context.WithCancel(context.Background())
 	return &emitter{
 		q: q, log: log, base: base, cancel: cancel,
-		buf:       make(chan queue.Message, cfg.AnchorBuffer),
+		buf:       make(chan push.Anchor, cfg.AnchorBuffer),
 		batch:     cfg.AnchorBatch,
 		interval:  cfg.AnchorFlushInterval,
 		published: m.anchors.WithLabelValues("published"),
@@ -56,28 +71,21 @@ func newEmitter(q queue.Queue, log *slog.Logger, cfg Config, m *metrics) *emitte
 // emit queues a for publishing, or drops it when the buffer is full or the
 // emitter has closed.
 func (e *emitter) emit(a push.Anchor) {
-	v, err := json.Marshal(a)
-	if err != nil {
-		e.log.Error("encode anchor", "messageId", a.MessageID, "err", err)
-		return
-	}
-	m := queue.Message{Topic: push.TraceTopic, Key: a.MessageID, Value: v}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.closed {
-		e.overflow.Inc()
-		return
-	}
-	select {
-	case e.buf <- m:
-		e.dropping = false
-	default:
-		e.overflow.Inc()
-		if !e.dropping {
-			e.dropping = true
-			e.log.Warn("anchor buffer full; dropping anchors until it drains",
-				"buffer", cap(e.buf), "messageId", a.MessageID, "state", a.State)
+	if !e.closed {
+		select {
+		case e.buf <- a:
+			return
+		default:
 		}
+	}
+	e.overflow.Inc()
+	e.dropped++
+	if now := time.Now(); now.Sub(e.lastWarn) >= dropLogEvery {
+		e.log.Warn("anchor buffer full or closed; dropping anchors",
+			"buffer", cap(e.buf), "dropped", e.dropped, "since", e.lastWarn, "messageId", a.MessageID, "state", a.State)
+		e.lastWarn, e.dropped = now, 0
 	}
 }
 
@@ -86,11 +94,11 @@ func (e *emitter) run() {
 	defer close(e.done)
 	t := time.NewTicker(e.interval)
 	defer t.Stop()
-	pending := make([]queue.Message, 0, e.batch)
+	pending := make([]push.Anchor, 0, e.batch)
 	for {
 		select {
-		case m := <-e.buf:
-			pending = append(pending, m)
+		case a := <-e.buf:
+			pending = append(pending, a)
 			if len(pending) >= e.batch {
 				pending = e.flush(pending)
 			}
@@ -99,8 +107,8 @@ func (e *emitter) run() {
 		case <-e.stop:
 			for {
 				select {
-				case m := <-e.buf:
-					pending = append(pending, m)
+				case a := <-e.buf:
+					pending = append(pending, a)
 					if len(pending) >= e.batch {
 						pending = e.flush(pending)
 					}
@@ -113,22 +121,53 @@ func (e *emitter) run() {
 	}
 }
 
-// flush publishes pending and returns it emptied. A failed batch is dropped
-// and counted: retrying here would back the buffer up into overflow anyway.
-func (e *emitter) flush(pending []queue.Message) []queue.Message {
+// flush publishes pending, packed, in one Publish call and returns it
+// emptied. A failed batch is dropped, counted and logged: retrying here
+// would back the buffer up into overflow anyway.
+func (e *emitter) flush(pending []push.Anchor) []push.Anchor {
 	if len(pending) == 0 {
 		return pending
 	}
-	ctx, cancel := context.WithTimeout(e.base, 10*time.Second)
-	defer cancel()
-	if err := e.q.Publish(ctx, pending...); err != nil {
+	msgs, err := pack(pending)
+	if err == nil {
+		ctx, cancel := context.WithTimeout(e.base, 10*time.Second)
+		err = e.q.Publish(ctx, msgs...)
+		cancel()
+	}
+	if err != nil {
 		e.failed.Add(float64(len(pending)))
-		e.log.Error("publish anchors", "count", len(pending), "err", err)
+		e.log.Error("publish anchors; dropped", "count", len(pending), "err", err)
 	} else {
 		e.published.Add(float64(len(pending)))
 	}
 	clear(pending)
 	return pending[:0]
+}
+
+// pack encodes anchors as JSON arrays of at most maxPackBytes each (a
+// single larger anchor goes alone).
+func pack(anchors []push.Anchor) ([]queue.Message, error) {
+	var msgs []queue.Message
+	var cur []byte
+	key := ""
+	for _, a := range anchors {
+		v, err := json.Marshal(a)
+		if err != nil {
+			return nil, fmt.Errorf("encode anchor of %s: %w", a.MessageID, err)
+		}
+		if len(cur) > 0 && len(cur)+len(v)+2 > maxPackBytes {
+			msgs = append(msgs, queue.Message{Topic: push.TraceTopic, Key: key, Value: append(cur, ']')})
+			cur = nil
+		}
+		if len(cur) == 0 {
+			cur = append(make([]byte, 0, min(300*len(anchors), maxPackBytes)), '[')
+			key = a.MessageID
+		} else {
+			cur = append(cur, ',')
+		}
+		cur = append(cur, v...)
+	}
+	return append(msgs, queue.Message{Topic: push.TraceTopic, Key: key, Value: append(cur, ']')}), nil
 }
 
 // close stops taking anchors and waits until the buffered ones are published

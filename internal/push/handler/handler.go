@@ -1,8 +1,10 @@
 // Package handler consumes push tasks and delivers them: one consumer per
-// channel × message type, each with its own bounded worker pool so a slow
-// channel never holds up another, a send ledger in kv so a redelivered task
-// never sends twice to a receiver already marked sent, and sent/send_failed
-// anchors batched to the trace topic.
+// channel × message type, each with its own resizable worker pool so a slow
+// channel never holds up another; a pipeline of rule stages (expiry,
+// discard, quiet hours, dedup, whitelist, rate limit) on live settings, each
+// recording its own anchor; a send ledger in kv so a redelivered task never
+// sends twice to a receiver already marked sent; retries with jittered
+// backoff; and anchors batched to the trace topic.
 package handler
 
 import (
@@ -18,6 +20,7 @@ import (
 	"github.com/waypost/waypost/internal/platform/kv"
 	"github.com/waypost/waypost/internal/platform/queue"
 	"github.com/waypost/waypost/internal/push"
+	"github.com/waypost/waypost/internal/push/rules"
 )
 
 // Group is the consumer group every handler joins on every task topic.
@@ -40,9 +43,14 @@ type Handler struct {
 	met     *metrics
 	emit    *emitter
 	now     func() time.Time
+	rules   *ruleSet // nil: no rule stages
+	stages  []stage
 
 	consumers []*consumer
 	byName    map[string]*consumer
+
+	poolsChanged chan struct{}  // signalled by push.pools changes
+	watching     sync.WaitGroup // watchPools
 
 	mu      sync.Mutex
 	started bool
@@ -57,14 +65,16 @@ type Handler struct {
 type consumer struct {
 	ch    push.Channel
 	mt    push.MsgType
+	name  string // PoolName
 	topic string
 	pool  *pool
 	sub   queue.Subscription // guarded by Handler.mu
 	subIn int                // the MaxInFlight sub was opened with
 }
 
-// New builds a handler; it consumes nothing until Run. logger and reg may be nil.
-func New(cfg Config, q queue.Queue, ledger kv.Store, senders SenderResolver, logger *slog.Logger, reg prometheus.Registerer) (*Handler, error) {
+// New builds a handler; it consumes nothing until Run. logger and reg may be
+// nil. Without WithRules it only sends; see Option.
+func New(cfg Config, q queue.Queue, ledger kv.Store, senders SenderResolver, logger *slog.Logger, reg prometheus.Registerer, opts ...Option) (*Handler, error) {
 	if q == nil || ledger == nil || senders == nil {
 		return nil, fmt.Errorf("push handler: queue, ledger and senders are required")
 	}
@@ -79,28 +89,47 @@ func New(cfg Config, q queue.Queue, ledger kv.Store, senders SenderResolver, log
 	if err != nil {
 		return nil, fmt.Errorf("push handler: metrics: %w", err)
 	}
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	log := logger.With("component", "push-handler")
 	h := &Handler{
 		cfg: cfg, q: q, ledger: ledger, senders: senders, log: log, met: m,
-		emit:    newEmitter(q, log, cfg, m),
-		now:     cfg.Now,
-		byName:  map[string]*consumer{},
-		stopped: make(chan struct{}),
+		emit:         newEmitter(q, log, cfg, m),
+		now:          cfg.Now,
+		byName:       map[string]*consumer{},
+		stopped:      make(chan struct{}),
+		poolsChanged: make(chan struct{}, 1),
+	}
+	size := cfg.poolSize
+	if o.rules != nil {
+		if h.rules, err = newRuleSet(cfg, o, ledger, log, reg); err != nil {
+			return nil, fmt.Errorf("push handler: %w", err)
+		}
+		h.stages = h.ruleStages(m)
+		pools := o.rules.Pools.Get()
+		size = func(name string) PoolSize { return poolSize(pools.For(name)) }
 	}
 	for _, ch := range cfg.Channels {
 		for _, mt := range cfg.MsgTypes {
 			name := PoolName(ch, mt)
-			c := &consumer{ch: ch, mt: mt, topic: push.Topic(ch, mt),
-				pool: newPool(name, cfg.poolSize(name), m.pool(string(ch), string(mt)))}
+			c := &consumer{ch: ch, mt: mt, name: name, topic: push.Topic(ch, mt),
+				pool: newPool(name, size(name), m.pool(string(ch), string(mt)))}
 			h.consumers = append(h.consumers, c)
 			h.byName[name] = c
 		}
 	}
+	if o.rules != nil {
+		// Registered last: a change arriving now finds every pool built.
+		o.rules.Pools.OnChange(h.signalPools)
+	}
 	return h, nil
 }
 
-// PoolName is the key of a channel × type in Config.Pools: "email.marketing".
-func PoolName(ch push.Channel, mt push.MsgType) string { return string(ch) + "." + string(mt) }
+// PoolName is the key of a channel × type in Config.Pools and push.pools:
+// "email.marketing".
+func PoolName(ch push.Channel, mt push.MsgType) string { return rules.PoolName(ch, mt) }
 
 // Run subscribes to every task topic and consumes until Close is called or
 // ctx ends; on ctx's end it drains itself within Config.DrainTimeout. It
@@ -112,8 +141,17 @@ func (h *Handler) Run(ctx context.Context) error {
 		return fmt.Errorf("push handler: run: %w", ErrClosed)
 	}
 	h.started = true
+	if h.rules != nil {
+		h.watching.Add(1) // under mu, so Close's Wait comes after it
+	}
 	h.mu.Unlock()
 	go h.emit.run()
+	if h.rules != nil {
+		// Sizes stored before Run (the settings load at start) apply before
+		// the first subscription; later changes through watchPools.
+		h.applyPools(ctx)
+		go h.watchPools()
+	}
 	for _, c := range h.consumers {
 		err := h.subscribe(ctx, c)
 		if errors.Is(err, ErrClosed) {
@@ -186,17 +224,17 @@ func (h *Handler) retire(sub queue.Subscription) {
 	}()
 }
 
-// Resize sets the worker count and queue length of one channel × type's
-// pool at run time. The pool's new bounds apply at once; when they change
-// the subscription's MaxInFlight, a new subscription is opened and the old
-// one drains in the background.
-func (h *Handler) Resize(ctx context.Context, ch push.Channel, mt push.MsgType, workers, queueLen int) error {
+// Resize sets the worker count, queue length and in-flight bound of one
+// channel × type's pool at run time. The pool's new bounds apply at once;
+// when they change the subscription's MaxInFlight, a new subscription is
+// opened and the old one drains in the background. With WithRules, push.pools
+// calls it on every change.
+func (h *Handler) Resize(ctx context.Context, ch push.Channel, mt push.MsgType, size PoolSize) error {
 	name := PoolName(ch, mt)
 	c, ok := h.byName[name]
 	if !ok {
 		return fmt.Errorf("push handler: resize %s: %w", name, ErrUnknownPool)
 	}
-	size := PoolSize{Workers: workers, Queue: queueLen}
 	if err := size.validate(name); err != nil {
 		return fmt.Errorf("push handler: resize: %w", err)
 	}
@@ -208,7 +246,8 @@ func (h *Handler) Resize(ctx context.Context, ch push.Channel, mt push.MsgType, 
 	c.pool.resize(size)
 	resubscribe := h.started && c.sub != nil && c.subIn != size.inFlight()
 	h.mu.Unlock()
-	h.log.Info("push handler pool resized", "pool", name, "workers", workers, "queue", queueLen)
+	h.log.Info("push handler pool resized", "pool", name, "workers", size.Workers, "queue", size.Queue,
+		"inFlight", size.inFlight())
 	if !resubscribe {
 		return nil
 	}
@@ -238,6 +277,7 @@ func (h *Handler) Close(ctx context.Context) error {
 	close(h.stopped)
 	h.mu.Unlock()
 	h.subscribing.Wait()
+	h.watching.Wait()
 	h.mu.Lock()
 	subs := make([]queue.Subscription, 0, len(h.consumers))
 	for _, c := range h.consumers {

@@ -195,24 +195,23 @@ func TestResizeUnderLoad(t *testing.T) {
 		return busy == 1 && queued == 2
 	}, waitFor, tick)
 
-	require.NoError(t, e.h.Resize(context.Background(), push.ChannelEmail, push.MsgMarketing, 6, 4))
+	require.NoError(t, e.h.Resize(context.Background(), push.ChannelEmail, push.MsgMarketing, handler.PoolSize{Workers: 6, Queue: 4}))
 	require.Eventually(t, func() bool {
-		busy, q, _ := e.h.PoolStats(push.ChannelEmail, push.MsgMarketing)
-		t.Log("DEBUG", busy, q)
+		busy, _, _ := e.h.PoolStats(push.ChannelEmail, push.MsgMarketing)
 		return busy == 6
 	}, waitFor, tick, "the grown pool takes more tasks at once")
 
 	close(snd.block)
 	require.Eventually(t, func() bool { return snd.total() == n }, waitFor, tick)
-	require.NoError(t, e.h.Resize(context.Background(), push.ChannelEmail, push.MsgMarketing, 2, 0))
+	require.NoError(t, e.h.Resize(context.Background(), push.ChannelEmail, push.MsgMarketing, handler.PoolSize{Workers: 2}))
 	e.stop(t)
 	for i := range n {
 		require.Equal(t, 1, snd.count(fmt.Sprintf("m%d", i), "x@example.com"))
 	}
 
-	err := e.h.Resize(context.Background(), push.ChannelAppPush, push.MsgNotice, 1, 1)
+	err := e.h.Resize(context.Background(), push.ChannelAppPush, push.MsgNotice, handler.PoolSize{Workers: 1, Queue: 1})
 	require.ErrorIs(t, err, handler.ErrUnknownPool)
-	err = e.h.Resize(context.Background(), push.ChannelEmail, push.MsgNotice, 1, 1)
+	err = e.h.Resize(context.Background(), push.ChannelEmail, push.MsgNotice, handler.PoolSize{Workers: 1, Queue: 1})
 	require.ErrorIs(t, err, handler.ErrClosed)
 }
 

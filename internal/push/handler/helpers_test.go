@@ -184,10 +184,9 @@ func collectTrace(t *testing.T, q queue.Queue) *traceSink {
 	s := &traceSink{}
 	sub, err := q.Subscribe(context.Background(), queue.SubscribeConfig{Topic: push.TraceTopic, Group: "test-trace"},
 		func(ctx context.Context, d *queue.Delivery) {
-			var a push.Anchor
-			if json.Unmarshal(d.Value, &a) == nil {
+			if as, err := push.DecodeAnchors(d.Value); err == nil {
 				s.mu.Lock()
-				s.anchors = append(s.anchors, a)
+				s.anchors = append(s.anchors, as...)
 				s.mu.Unlock()
 			}
 			_ = d.Ack(ctx)

@@ -24,15 +24,24 @@ type pool struct {
 	name string
 	met  poolMetrics
 
-	mu      sync.Mutex
-	workers int
-	queue   int
-	busy    int
-	waiting []chan struct{} // FIFO; a closed channel owns a slot
+	mu       sync.Mutex
+	workers  int
+	queue    int
+	inFlight int // as set; 0 means workers+queue
+	busy     int
+	waiting  []chan struct{} // FIFO; a closed channel owns a slot
 }
 
 func newPool(name string, size PoolSize, met poolMetrics) *pool {
-	return &pool{name: name, met: met, workers: size.Workers, queue: size.Queue}
+	p := &pool{name: name, met: met, workers: size.Workers, queue: size.Queue, inFlight: size.InFlight}
+	p.setSizeMetrics()
+	return p
+}
+
+func (p *pool) setSizeMetrics() {
+	p.met.workers.Set(float64(p.workers))
+	p.met.queueLim.Set(float64(p.queue))
+	p.met.inFlight.Set(float64(PoolSize{Workers: p.workers, Queue: p.queue, InFlight: p.inFlight}.inFlight()))
 }
 
 // acquire takes a worker slot, waiting in the bounded queue when all are
@@ -105,7 +114,8 @@ func (p *pool) grantLocked() {
 func (p *pool) resize(size PoolSize) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.workers, p.queue = size.Workers, size.Queue
+	p.workers, p.queue, p.inFlight = size.Workers, size.Queue, size.InFlight
+	p.setSizeMetrics()
 	p.grantLocked()
 }
 
@@ -113,7 +123,7 @@ func (p *pool) resize(size PoolSize) {
 func (p *pool) size() PoolSize {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return PoolSize{Workers: p.workers, Queue: p.queue}
+	return PoolSize{Workers: p.workers, Queue: p.queue, InFlight: p.inFlight}
 }
 
 // stats returns busy slots and waiters, for tests and the settings API.
@@ -127,6 +137,8 @@ func (p *pool) stats() (busy, queued int) {
 // label lookups.
 type poolMetrics struct {
 	busy, queued        prometheus.Gauge
+	workers, queueLim   prometheus.Gauge
+	inFlight            prometheus.Gauge
 	completed, rejected prometheus.Counter
 	latency             prometheus.Observer
 }

@@ -3,9 +3,12 @@ package handler
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
+
+	"github.com/waypost/waypost/internal/push"
 )
 
 func testPool(t *testing.T, size PoolSize) (*pool, *prometheus.Registry) {
@@ -94,12 +97,17 @@ func TestPoolWaitCancelled(t *testing.T) {
 	require.Zero(t, queued)
 }
 
-func TestBackoff(t *testing.T) {
-	cfg, err := Config{RetryBackoff: 100, MaxRetryBackoff: 500}.withDefaults()
+func TestStaticRetryPolicy(t *testing.T) {
+	cfg, err := Config{RetryBackoff: 100, MaxRetryBackoff: 500, MaxAttempts: 4,
+		ChannelMaxAttempts: map[push.Channel]int{push.ChannelSMS: 2}}.withDefaults()
 	require.NoError(t, err)
-	for attempt, want := range map[int]int{1: 100, 2: 200, 3: 400, 4: 500, 10: 500} {
-		require.EqualValues(t, want, cfg.backoff(attempt), "attempt %d", attempt)
+	for attempt, want := range map[int]time.Duration{1: 100, 2: 200, 3: 400, 4: 500, 10: 500} {
+		p := cfg.retryPolicy(push.ChannelEmail)
+		require.Equal(t, 4, p.MaxAttempts)
+		require.Equal(t, want/2, p.Delay(attempt, 0), "attempt %d, no jitter", attempt)
+		require.Equal(t, want-1, p.Delay(attempt, 0.99999999), "attempt %d, most jitter", attempt)
 	}
+	require.Equal(t, 2, cfg.retryPolicy(push.ChannelSMS).MaxAttempts)
 }
 
 const (

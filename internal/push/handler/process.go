@@ -12,6 +12,7 @@ import (
 	"github.com/waypost/waypost/internal/platform/queue"
 	"github.com/waypost/waypost/internal/push"
 	"github.com/waypost/waypost/internal/push/channel"
+	"github.com/waypost/waypost/internal/push/rules"
 )
 
 // Ledger values of a receiver's key.
@@ -55,19 +56,37 @@ func (h *Handler) handle(ctx context.Context, c *consumer, d *queue.Delivery) {
 		h.ack(ctx, d)
 		return
 	}
-	if h.process(ctx, c, d, task) {
+	var ok bool
+	if h.rules != nil {
+		ok = h.runStages(ctx, c, d, task)
+	} else {
+		ok = h.deliver(ctx, c, d, task, task.Receivers)
+	}
+	if ok {
 		h.ack(ctx, d)
 	}
 }
 
-// process sends task to every receiver not yet settled and reports whether
-// the delivery may be acked; otherwise it has been nacked.
-func (h *Handler) process(ctx context.Context, c *consumer, d *queue.Delivery, task push.Task) bool {
+// retryPolicy is ch's policy: push.retry, or the Config without live settings.
+func (h *Handler) retryPolicy(ch push.Channel) rules.RetryPolicy {
+	if h.rules != nil {
+		return h.rules.s.Retry.Get().For(ch)
+	}
+	return h.cfg.retryPolicy(ch)
+}
+
+// jitter draws the random part of a backoff; Config.Jitter replaces it in tests.
+func (h *Handler) jitter() float64 { return h.cfg.Jitter() }
+
+// deliver sends task to receivers and reports whether the delivery may be
+// acked; otherwise it has been nacked.
+func (h *Handler) deliver(ctx context.Context, c *consumer, d *queue.Delivery, task push.Task, receivers []string) bool {
+	pol := h.retryPolicy(task.Channel)
 	sender, err := h.senders.Resolve(ctx, task)
 	if err != nil {
 		if !channel.IsPermanent(err) {
 			h.log.Warn("resolve sender; retrying task", "messageId", task.MessageID, "channel", task.Channel, "err", err)
-			h.nack(ctx, d, h.cfg.backoff(d.Attempt))
+			h.nack(ctx, d, pol.Delay(d.Attempt, h.jitter()))
 			return false
 		}
 		sender = failing{err: err}
@@ -75,7 +94,7 @@ func (h *Handler) process(ctx context.Context, c *consumer, d *queue.Delivery, t
 	var retries []string
 	var lastErr error
 	waiting := false
-	for _, rcv := range task.Receivers {
+	for _, rcv := range receivers {
 		if ctx.Err() != nil {
 			// Draining past its bound: hand the task back so the receivers
 			// not yet settled are redelivered.
@@ -92,17 +111,58 @@ func (h *Handler) process(ctx context.Context, c *consumer, d *queue.Delivery, t
 		case settled:
 		}
 	}
-	if len(retries) > 0 && d.Attempt >= h.cfg.maxAttempts(task.Channel) {
-		for _, rcv := range retries {
-			h.giveUp(ctx, task, d.Attempt, rcv, lastErr)
+	if len(retries) > 0 {
+		failures := h.countFailure(ctx, task.MessageID, d.Attempt)
+		if failures >= pol.MaxAttempts {
+			for _, rcv := range retries {
+				h.giveUp(ctx, task, d.Attempt, rcv, lastErr)
+			}
+		} else {
+			h.nack(ctx, d, pol.Delay(failures, h.jitter()))
+			return false
 		}
-		retries = nil
 	}
-	if len(retries) > 0 || waiting {
-		h.nack(ctx, d, h.cfg.backoff(d.Attempt))
+	if waiting {
+		h.nack(ctx, d, pol.Delay(d.Attempt, h.jitter()))
 		return false
 	}
 	return true
+}
+
+// sendSome sends to receivers and leaves the delivery unsettled: the
+// caller hands it back, and whatever did not settle here comes back with it.
+func (h *Handler) sendSome(ctx context.Context, c *consumer, d *queue.Delivery, task push.Task, receivers []string) {
+	sender, err := h.senders.Resolve(ctx, task)
+	if err != nil {
+		if !channel.IsPermanent(err) {
+			return
+		}
+		sender = failing{err: err}
+	}
+	for _, rcv := range receivers {
+		if ctx.Err() != nil {
+			return
+		}
+		_, _ = h.sendOne(ctx, c, d, task, sender, rcv)
+	}
+}
+
+// RetryKey counts the deliveries of a message that ended in a transient
+// send failure.
+func RetryKey(messageID string) string { return "push:retries:" + messageID }
+
+// countFailure records one more failed delivery of the message and returns
+// how many there were. It counts failures rather than deliveries: a task
+// handed back by the rate limiter or a full pool is delivered again without
+// having failed, and must not lose its retries to that. When the ledger
+// store fails, the queue's delivery count stands in.
+func (h *Handler) countFailure(ctx context.Context, messageID string, attempt int) int {
+	n, err := h.ledger.IncrBy(context.WithoutCancel(ctx), RetryKey(messageID), 1, time.Now().Add(h.cfg.SentTTL))
+	if err != nil {
+		h.log.Warn("count failed deliveries; using the delivery count", "messageId", messageID, "err", err)
+		return attempt
+	}
+	return int(n)
 }
 
 // sendOne claims rcv in the ledger, sends, and records the result.

@@ -2,7 +2,7 @@ package trace
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -14,96 +14,141 @@ import (
 	"github.com/waypost/waypost/internal/push"
 )
 
-// Group is the consumer group of the trace store on push.TraceTopic.
-const Group = "push-trace"
+// Sink receives the consumer's batches. Write must be idempotent: a batch
+// whose acknowledgement was lost, or that a crashed consumer left unacked,
+// is written again.
+type Sink interface {
+	Write(ctx context.Context, anchors []push.Anchor) error
+}
+
+// SinkFunc adapts a function to Sink.
+type SinkFunc func(ctx context.Context, anchors []push.Anchor) error
+
+// Write calls f.
+func (f SinkFunc) Write(ctx context.Context, anchors []push.Anchor) error { return f(ctx, anchors) }
+
+// DetailSink writes batches to a DetailStore.
+func DetailSink(st DetailStore) Sink {
+	return SinkFunc(func(ctx context.Context, anchors []push.Anchor) error {
+		_, err := st.Insert(ctx, anchors)
+		return err
+	})
+}
 
 // ConsumerConfig tunes a Consumer; zero fields take their defaults.
 type ConsumerConfig struct {
-	// BatchSize is the most anchors one INSERT writes; default 200. It is
-	// also the subscription's MaxInFlight, so a batch can fill.
+	// Group is the consumer group on push.TraceTopic: ViewsGroup or
+	// DetailGroup. Required.
+	Group string
+	// BatchSize is the most anchors one Write gets; default 1000.
 	BatchSize int
 	// FlushEvery bounds how long an anchor waits for its batch to fill;
 	// default 100 ms.
 	FlushEvery time.Duration
-	// RetryDelay is how long a batch that failed to store waits before its
+	// MaxPending bounds the anchors held before deliveries wait for a
+	// flush; default 8 × BatchSize.
+	MaxPending int
+	// MaxInFlight is the subscription's; default 256 deliveries. Handlers
+	// return at once, so it bounds goroutines rather than the batch, which
+	// MaxPending bounds.
+	MaxInFlight int
+	// RetryDelay is how long a batch that failed to write waits before its
 	// anchors are redelivered; default 1 s.
 	RetryDelay time.Duration
-	// DrainTimeout bounds the wait for in-flight anchors on Close; default 10 s.
+	// AckTimeout is the subscription's: an anchor not written within it
+	// (the consumer died) is redelivered; default 30 s.
+	AckTimeout time.Duration
+	// DrainTimeout bounds the wait for pending anchors on Close; default 10 s.
 	DrainTimeout time.Duration
 }
 
 func (c *ConsumerConfig) defaults() {
 	if c.BatchSize <= 0 {
-		c.BatchSize = 200
+		c.BatchSize = 1000
 	}
 	if c.FlushEvery <= 0 {
 		c.FlushEvery = 100 * time.Millisecond
 	}
+	if c.MaxPending <= 0 {
+		c.MaxPending = 8 * c.BatchSize
+	}
+	if c.MaxInFlight <= 0 {
+		c.MaxInFlight = 256
+	}
 	if c.RetryDelay <= 0 {
 		c.RetryDelay = time.Second
+	}
+	if c.AckTimeout <= 0 {
+		c.AckTimeout = 30 * time.Second
 	}
 	if c.DrainTimeout <= 0 {
 		c.DrainTimeout = 10 * time.Second
 	}
 }
 
-// Writer stores a batch of anchors idempotently by eventId; *Store is one.
-type Writer interface {
-	Insert(ctx context.Context, anchors []push.Anchor) (int64, error)
-}
-
-// Consumer stores the anchors of push.TraceTopic. Each delivery waits for
-// the batch holding it to be written, then is acked (or nacked when the
-// write failed), so an anchor is acked only once stored; a redelivered
-// anchor hits the eventId key and is not stored twice.
+// Consumer reads push.TraceTopic in one consumer group and hands the anchors
+// to a Sink in batches. A delivery (one anchor, or a packed array of them)
+// is acked only once every anchor of it was written, and nacked when the
+// write failed; a handler returns at once, so one key's deliveries never
+// wait for each other's batch. Anchors that cannot be decoded or are
+// invalid are counted, logged and acked: retrying cannot fix them.
 type Consumer struct {
-	q     queue.Queue
-	store Writer
-	log   *slog.Logger
-	cfg   ConsumerConfig
+	q    queue.Queue
+	sink Sink
+	log  *slog.Logger
+	cfg  ConsumerConfig
 
-	stored    prometheus.Counter
-	malformed prometheus.Counter
-	failed    prometheus.Counter
+	written, malformed, failed prometheus.Counter
+	warn                       *rateLimited
 
-	mu      sync.Mutex
-	pending []*pendingAnchor
-	full    chan struct{}
+	mu       sync.Mutex
+	room     *sync.Cond // signalled when a flush made room
+	pending  []*pendingDelivery
+	held     int // anchors in pending
+	stopping bool
+	full     chan struct{}
 
 	stopOnce sync.Once
 	stop     chan struct{}
 }
 
-type pendingAnchor struct {
-	a    push.Anchor
-	done chan error
+type pendingDelivery struct {
+	d       *queue.Delivery
+	anchors []push.Anchor
 }
 
-// NewConsumer returns a Consumer reading q into st. logger and reg may be nil.
-func NewConsumer(q queue.Queue, st Writer, cfg ConsumerConfig, logger *slog.Logger, reg prometheus.Registerer) (*Consumer, error) {
+// NewConsumer returns a Consumer of cfg.Group writing to sink. logger and
+// reg may be nil.
+func NewConsumer(q queue.Queue, sink Sink, cfg ConsumerConfig, logger *slog.Logger, reg prometheus.Registerer) (*Consumer, error) {
+	if cfg.Group == "" {
+		return nil, errors.New("trace: consumer needs a group")
+	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	cfg.defaults()
+	labels := prometheus.Labels{"group": cfg.Group}
 	c := &Consumer{
-		q: q, store: st, log: logger, cfg: cfg,
-		stored: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "waypost_trace_anchors_stored_total",
-			Help: "Anchors written to the trace store (redeliveries not counted).",
+		q: q, sink: sink, log: logger.With("group", cfg.Group), cfg: cfg,
+		written: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "waypost_trace_anchors_written_total", ConstLabels: labels,
+			Help: "Anchors handed to the group's sink (the views or the detail store), redeliveries included.",
 		}),
 		malformed: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "waypost_trace_anchors_malformed_total",
-			Help: "Anchors dropped because they could not be decoded or stored.",
+			Name: "waypost_trace_anchors_malformed_total", ConstLabels: labels,
+			Help: "Anchors dropped because they could not be decoded or were invalid.",
 		}),
 		failed: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "waypost_trace_flush_errors_total",
-			Help: "Anchor batches that failed to store and were given back for redelivery.",
+			Name: "waypost_trace_flush_errors_total", ConstLabels: labels,
+			Help: "Anchor batches that failed to write and were given back for redelivery.",
 		}),
+		warn: newRateLimited(10 * time.Second),
 		full: make(chan struct{}, 1),
 		stop: make(chan struct{}),
 	}
+	c.room = sync.NewCond(&c.mu)
 	if reg != nil {
-		for _, col := range []prometheus.Collector{c.stored, c.malformed, c.failed} {
+		for _, col := range []prometheus.Collector{c.written, c.malformed, c.failed} {
 			if err := reg.Register(col); err != nil {
 				return nil, fmt.Errorf("trace: register consumer metrics: %w", err)
 			}
@@ -112,38 +157,41 @@ func NewConsumer(q queue.Queue, st Writer, cfg ConsumerConfig, logger *slog.Logg
 	return c, nil
 }
 
-// Run consumes until ctx is done or Close is called, then lets in-flight
-// anchors finish (within DrainTimeout) and returns.
+// Run consumes until ctx is done or Close is called, then writes the
+// pending anchors (within DrainTimeout) and returns.
 func (c *Consumer) Run(ctx context.Context) error {
-	flushCtx, cancelFlush := context.WithCancel(context.Background())
-	flushed := make(chan struct{})
+	flushDone := make(chan struct{})
+	stopFlush := make(chan struct{})
 	go func() {
-		defer close(flushed)
-		c.flushLoop(flushCtx)
+		defer close(flushDone)
+		c.flushLoop(stopFlush)
 	}()
 	defer func() {
-		cancelFlush()
-		<-flushed
+		close(stopFlush)
+		<-flushDone
 	}()
-
 	sub, err := c.q.Subscribe(ctx, queue.SubscribeConfig{
-		Topic: push.TraceTopic, Group: Group, MaxInFlight: c.cfg.BatchSize,
+		Topic: push.TraceTopic, Group: c.cfg.Group, MaxInFlight: c.cfg.MaxInFlight, AckTimeout: c.cfg.AckTimeout,
 	}, c.handle)
 	if err != nil {
 		if ctx.Err() != nil {
-			// Stopped before it started: nothing to drain.
-			return nil
+			return nil // stopped before it started: nothing to drain
 		}
-		return fmt.Errorf("trace: subscribe to %s: %w", push.TraceTopic, err)
+		return fmt.Errorf("trace: subscribe %s to %s: %w", c.cfg.Group, push.TraceTopic, err)
 	}
 	select {
 	case <-ctx.Done():
 	case <-c.stop:
 	}
-	// The flush loop keeps running while the subscription drains, because
-	// running handlers wait for their batch.
 	drainCtx, cancel := context.WithTimeout(context.Background(), c.cfg.DrainTimeout)
 	defer cancel()
+	// Handlers return at once (or once the flush loop, still running,
+	// made room), so closing waits for nothing long; the deferred stop of
+	// the flush loop then writes what is pending.
+	c.mu.Lock()
+	c.stopping = true
+	c.room.Broadcast()
+	c.mu.Unlock()
 	if err := sub.Close(drainCtx); err != nil {
 		return fmt.Errorf("trace: close subscription: %w", err)
 	}
@@ -154,57 +202,58 @@ func (c *Consumer) Run(ctx context.Context) error {
 func (c *Consumer) Close() { c.stopOnce.Do(func() { close(c.stop) }) }
 
 func (c *Consumer) handle(ctx context.Context, d *queue.Delivery) {
-	var a push.Anchor
-	err := json.Unmarshal(d.Value, &a)
-	if err == nil {
-		err = Validate(&a)
-	}
+	anchors, err := push.DecodeAnchors(d.Value)
 	if err != nil {
-		// Retrying cannot fix it; keeping it would block nothing but
-		// would come back forever.
 		c.malformed.Inc()
-		c.log.WarnContext(ctx, "trace: dropping malformed anchor", "id", d.ID, "err", err)
-		c.settle(ctx, d, nil)
+		c.warn.do(func(n int) {
+			c.log.Warn("trace: dropping undecodable anchors", "id", d.ID, "err", err, "dropped_since_last_log", n)
+		})
+		c.ack(d)
 		return
 	}
-	p := &pendingAnchor{a: a, done: make(chan error, 1)}
+	valid := anchors[:0]
+	for _, a := range anchors {
+		if err := Validate(&a); err != nil {
+			c.malformed.Inc()
+			c.warn.do(func(n int) {
+				c.log.Warn("trace: dropping invalid anchor", "id", d.ID, "eventId", a.EventID, "err", err, "dropped_since_last_log", n)
+			})
+			continue
+		}
+		valid = append(valid, a)
+	}
+	if len(valid) == 0 {
+		c.ack(d)
+		return
+	}
 	c.mu.Lock()
-	c.pending = append(c.pending, p)
-	n := len(c.pending)
+	for c.held >= c.cfg.MaxPending && !c.stopping {
+		c.room.Wait()
+	}
+	if c.stopping {
+		c.mu.Unlock()
+		// Not taken: another member (or this one, restarted) gets it.
+		c.nack(d)
+		return
+	}
+	c.pending = append(c.pending, &pendingDelivery{d: d, anchors: valid})
+	c.held += len(valid)
+	full := c.held >= c.cfg.BatchSize
 	c.mu.Unlock()
-	if n >= c.cfg.BatchSize {
+	if full {
 		select {
 		case c.full <- struct{}{}:
 		default:
 		}
 	}
-	select {
-	case err := <-p.done:
-		c.settle(ctx, d, err)
-	case <-ctx.Done():
-		// The subscription gave up waiting; the delivery comes back and
-		// the eventId key absorbs it if the batch was stored after all.
-	}
 }
 
-func (c *Consumer) settle(ctx context.Context, d *queue.Delivery, err error) {
-	if err != nil {
-		if nerr := d.Nack(ctx, c.cfg.RetryDelay); nerr != nil {
-			c.log.WarnContext(ctx, "trace: nack anchor", "id", d.ID, "err", nerr)
-		}
-		return
-	}
-	if aerr := d.Ack(ctx); aerr != nil {
-		c.log.WarnContext(ctx, "trace: ack anchor", "id", d.ID, "err", aerr)
-	}
-}
-
-func (c *Consumer) flushLoop(ctx context.Context) {
+func (c *Consumer) flushLoop(stop <-chan struct{}) {
 	t := time.NewTicker(c.cfg.FlushEvery)
 	defer t.Stop()
 	for {
 		select {
-		case <-ctx.Done():
+		case <-stop:
 			c.flush()
 			return
 		case <-t.C:
@@ -214,45 +263,90 @@ func (c *Consumer) flushLoop(ctx context.Context) {
 	}
 }
 
-// flush writes every pending anchor, BatchSize per statement, and tells
-// each waiting handler how it went.
+// flush writes every pending delivery, whole deliveries of about BatchSize
+// anchors per Write, and settles each.
 func (c *Consumer) flush() {
 	for {
 		c.mu.Lock()
-		n := min(len(c.pending), c.cfg.BatchSize)
+		n, anchors := 0, 0
+		for n < len(c.pending) && anchors < c.cfg.BatchSize {
+			anchors += len(c.pending[n].anchors)
+			n++
+		}
 		batch := c.pending[:n:n]
 		c.pending = c.pending[n:]
+		c.held -= anchors
+		c.room.Broadcast()
 		c.mu.Unlock()
 		if n == 0 {
 			return
 		}
-		err := c.write(batch)
-		for _, p := range batch {
-			p.done <- err
-		}
+		c.write(batch, anchors)
 	}
 }
 
-func (c *Consumer) write(batch []*pendingAnchor) error {
-	// One statement may not name the same key twice on every engine, and a
-	// redelivery can put an anchor in the batch beside its first delivery.
-	seen := make(map[string]struct{}, len(batch))
-	anchors := make([]push.Anchor, 0, len(batch))
+func (c *Consumer) write(batch []*pendingDelivery, n int) {
+	anchors := make([]push.Anchor, 0, n)
 	for _, p := range batch {
-		if _, dup := seen[p.a.EventID]; dup {
-			continue
-		}
-		seen[p.a.EventID] = struct{}{}
-		anchors = append(anchors, p.a)
+		anchors = append(anchors, p.anchors...)
 	}
+	anchors = dedupe(anchors)
 	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.DrainTimeout)
-	defer cancel()
-	n, err := c.store.Insert(ctx, anchors)
+	err := c.sink.Write(ctx, anchors)
+	cancel()
 	if err != nil {
 		c.failed.Inc()
-		c.log.Error("trace: store anchors", "count", len(anchors), "err", err)
-		return err
+		c.log.Error("trace: write anchors; they will be redelivered", "count", len(anchors), "err", err)
+		for _, p := range batch {
+			c.nack(p.d)
+		}
+		return
 	}
-	c.stored.Add(float64(n))
-	return nil
+	c.written.Add(float64(len(anchors)))
+	for _, p := range batch {
+		c.ack(p.d)
+	}
+}
+
+func (c *Consumer) ack(d *queue.Delivery) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := d.Ack(ctx); err != nil {
+		c.log.Warn("trace: ack anchors; they will be redelivered and absorbed", "id", d.ID, "err", err)
+	}
+}
+
+func (c *Consumer) nack(d *queue.Delivery) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := d.Nack(ctx, c.cfg.RetryDelay); err != nil {
+		c.log.Warn("trace: nack anchors; they return after the ack timeout", "id", d.ID, "err", err)
+	}
+}
+
+// rateLimited runs a log call at most once per interval and tells it how
+// many calls were skipped since the last one ran, so a flood of the same
+// warning stays visible without drowning the log.
+type rateLimited struct {
+	every time.Duration
+
+	mu      sync.Mutex
+	last    time.Time
+	skipped int
+}
+
+func newRateLimited(every time.Duration) *rateLimited { return &rateLimited{every: every} }
+
+func (r *rateLimited) do(log func(skipped int)) {
+	r.mu.Lock()
+	now := time.Now()
+	if !r.last.IsZero() && now.Sub(r.last) < r.every {
+		r.skipped++
+		r.mu.Unlock()
+		return
+	}
+	n := r.skipped
+	r.last, r.skipped = now, 0
+	r.mu.Unlock()
+	log(n)
 }

@@ -1,0 +1,95 @@
+package trace_test
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/waypost/waypost/internal/platform/kv/memkv"
+	"github.com/waypost/waypost/internal/platform/queue"
+	"github.com/waypost/waypost/internal/platform/queue/natsq"
+	"github.com/waypost/waypost/internal/push"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// t0 is 09:00 UTC on the day the tests' businessIds name.
+var t0 = time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+
+const biz = "2000004220260301" // realtime template 42 on 2026-03-01
+
+func anchor(event, msg, rcv, state string, at time.Time) push.Anchor {
+	return push.Anchor{EventID: event, MessageID: msg, BusinessID: biz, Receiver: rcv, State: state, At: at}
+}
+
+// clock is a hand-moved clock shared by memkv and the trace.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newClock(at time.Time) *clock { return &clock{now: at} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Set(at time.Time) {
+	c.mu.Lock()
+	c.now = at
+	c.mu.Unlock()
+}
+
+func newKV(t testing.TB, c *clock) *memkv.Store {
+	t.Helper()
+	s := memkv.New(memkv.WithClock(c.Now), memkv.WithSweepInterval(0))
+	t.Cleanup(func() { require.NoError(t, s.Close()) })
+	return s
+}
+
+func newQueue(t testing.TB) *natsq.Queue {
+	t.Helper()
+	q, err := natsq.New(context.Background(), natsq.Config{Embedded: &natsq.EmbeddedConfig{StoreDir: t.TempDir()}}, nil, nil)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		require.NoError(t, q.Close(ctx))
+	})
+	return q
+}
+
+// publishOne publishes each anchor as its own message, as the access layer does.
+func publishOne(t testing.TB, q queue.Queue, anchors ...push.Anchor) {
+	t.Helper()
+	msgs := make([]queue.Message, 0, len(anchors))
+	for _, a := range anchors {
+		v, err := json.Marshal(a)
+		require.NoError(t, err)
+		msgs = append(msgs, queue.Message{Topic: push.TraceTopic, Key: a.MessageID, Value: v})
+	}
+	require.NoError(t, q.Publish(context.Background(), msgs...))
+}
+
+// publishPacked publishes anchors as packed arrays of size each, as the
+// handler's emitter does.
+func publishPacked(t testing.TB, q queue.Queue, size int, anchors ...push.Anchor) {
+	t.Helper()
+	var msgs []queue.Message
+	for from := 0; from < len(anchors); from += size {
+		part := anchors[from:min(from+size, len(anchors))]
+		v, err := json.Marshal(part)
+		require.NoError(t, err)
+		msgs = append(msgs, queue.Message{Topic: push.TraceTopic, Key: part[0].MessageID, Value: v})
+	}
+	require.NoError(t, q.Publish(context.Background(), msgs...))
+}
+
+func jsonArray(anchors []push.Anchor) ([]byte, error) { return json.Marshal(anchors) }
