@@ -63,7 +63,8 @@ func TestInjectedClockDrivesExpiry(t *testing.T) {
 	}{
 		{time.Minute - time.Nanosecond, true, true, true},
 		{time.Nanosecond, false, true, true},
-		{9 * time.Minute, false, true, false},
+		{9 * time.Minute, false, true, true}, // a window outlives its last entry's Window by 1 ns
+		{time.Nanosecond, false, true, false},
 		{50 * time.Minute, false, false, false},
 	}
 	for _, tc := range tests {
@@ -219,4 +220,26 @@ func TestSweeperRemovesExpiredIDSets(t *testing.T) {
 	require.NoError(t, err)
 	clock.Add(time.Second)
 	require.Eventually(t, func() bool { sets, _ := onceSize(s); return sets == 1 }, 10*time.Second, time.Millisecond)
+}
+
+// TestWindowEdgeOnTheStoreClock: with the caller's clock the store's own,
+// an entry exactly Window old still counts, so the key must still be there.
+func TestWindowEdgeOnTheStoreClock(t *testing.T) {
+	clock := &fakeClock{now: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}
+	s := newStore(t, WithClock(clock.Now), WithSweepInterval(0))
+	ctx := t.Context()
+	req := func(member string) kv.WindowRequest {
+		return kv.WindowRequest{Key: "w", Member: member, Now: clock.Now(), Window: 5 * time.Minute, Limit: 1}
+	}
+	res, err := s.Admit(ctx, req("a"))
+	require.NoError(t, err)
+	require.True(t, res.Admitted)
+	clock.Add(5 * time.Minute)
+	res, err = s.Admit(ctx, req("b"))
+	require.NoError(t, err)
+	require.False(t, res.Admitted, "the first entry is exactly Window old and still counts")
+	clock.Add(time.Microsecond)
+	res, err = s.Admit(ctx, req("c"))
+	require.NoError(t, err)
+	require.True(t, res.Admitted, "a microsecond later it has left the window")
 }

@@ -148,6 +148,9 @@ func (sh *shard) admit(req kv.WindowRequest, now int64) (kv.WindowResult, error)
 		return kv.WindowResult{Admitted: false, Count: n}, nil
 	}
 	w.add(req.Member, at)
-	e.expireAt = now + int64(req.Window)
+	// One nanosecond past the window: an entry exactly Window old still
+	// counts, so its key must outlive that instant (Redis, too, keeps a key
+	// at the very millisecond of its PEXPIRE).
+	e.expireAt = now + int64(req.Window) + 1
 	return kv.WindowResult{Admitted: true, Count: w.count()}, nil
 }
