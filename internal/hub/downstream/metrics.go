@@ -1,7 +1,6 @@
 package downstream
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -54,34 +53,19 @@ func newClientMetrics(reg prometheus.Registerer) (*clientMetrics, error) {
 		{&m.abandoned, "waypost_hub_downstream_lookups_abandoned_total", "Basic data lookups whose caller's context ended before the (shared) call answered, by kind."},
 		{&m.changes, "waypost_hub_downstream_changes_total", "Basic data changes received on the change stream, by kind (station_updated, sort_plan_published, other)."},
 	} {
-		vec, err := register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{Name: c.name, Help: c.help}, []string{"kind"}))
+		vec, err := metrics.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{Name: c.name, Help: c.help}, []string{"kind"}))
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("downstream: register metrics: %w", err)
 		}
 		*c.dst = vec
 	}
-	resub, err := register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+	resub, err := metrics.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "waypost_hub_downstream_watch_resubscribes_total",
 		Help: "Times the basic data change stream was lost, the caches cleared and the stream resubscribed.",
 	}))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("downstream: register metrics: %w", err)
 	}
 	m.resubscribes = resub
 	return m, nil
-}
-
-// register registers c, or returns the collector already registered under
-// its name.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	err := reg.Register(c)
-	if err == nil {
-		return c, nil
-	}
-	if are, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); ok {
-		if existing, ok := are.ExistingCollector.(C); ok {
-			return existing, nil
-		}
-	}
-	return c, fmt.Errorf("downstream: register metrics: %w", err)
 }

@@ -10,9 +10,7 @@ package sandbox
 import (
 	"context"
 	"embed"
-	"errors"
 	"fmt"
-	"github.com/waypost/waypost/internal/platform/httpx"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
@@ -21,6 +19,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 
+	"github.com/waypost/waypost/internal/platform/httpx"
+	"github.com/waypost/waypost/internal/platform/metrics"
 	"github.com/waypost/waypost/internal/platform/sqldb"
 	basicdatav1 "github.com/waypost/waypost/proto/gen/go/waypost/downstream/basicdata/v1"
 	billingv1 "github.com/waypost/waypost/proto/gen/go/waypost/downstream/billing/v1"
@@ -98,18 +98,11 @@ func New(ctx context.Context, db *sqldb.DB, cfg Config, logger *slog.Logger, reg
 		Name: "waypost_sandbox_injected_total",
 		Help: "Injected faults by downstream service and kind (latency, deadline, error).",
 	}, []string{"service", "kind"})
-	if err := reg.Register(injected); err != nil {
-		// A second sandbox on the same registry (a restart in tests, say)
-		// shares the counter rather than failing.
-		var are prometheus.AlreadyRegisteredError
-		if !errors.As(err, &are) {
-			return nil, fmt.Errorf("sandbox: register metrics: %w", err)
-		}
-		existing, ok := are.ExistingCollector.(*prometheus.CounterVec)
-		if !ok {
-			return nil, fmt.Errorf("sandbox: register metrics: %w", err)
-		}
-		injected = existing
+	// A second sandbox on the same registry (a restart in tests, say)
+	// shares the counter rather than failing.
+	injected, err := metrics.Register(reg, injected)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: register metrics: %w", err)
 	}
 	n, err := newNetwork(seedStations, seedLinks)
 	if err != nil {

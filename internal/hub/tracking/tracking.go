@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/waypost/waypost/internal/hub"
+	"github.com/waypost/waypost/internal/platform/metrics"
 	"github.com/waypost/waypost/internal/platform/sqldb"
 )
 
@@ -78,13 +79,8 @@ func validate(ev hub.TrackingEvent) error {
 // register registers c, or returns the collector of the same description
 // already registered (a second relay or feed in one process shares it).
 func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing, nil
-			}
-		}
+	c, err := metrics.Register(reg, c)
+	if err != nil {
 		return c, fmt.Errorf("tracking: register metrics: %w", err)
 	}
 	return c, nil

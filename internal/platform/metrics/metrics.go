@@ -4,6 +4,7 @@
 package metrics
 
 import (
+	"errors"
 	"net/http"
 	"runtime/debug"
 
@@ -50,4 +51,24 @@ func OrNop(reg prometheus.Registerer) prometheus.Registerer {
 		return prometheus.NewRegistry()
 	}
 	return reg
+}
+
+// Register registers c with reg and returns it; when a collector of the same
+// description is already registered (a second instance of a component on
+// one registry, as tests build them), it returns that one instead, so both
+// instances count into the same series. A nil reg registers nothing.
+func Register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	if reg == nil {
+		return c, nil
+	}
+	err := reg.Register(c)
+	if err == nil {
+		return c, nil
+	}
+	if are, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); ok {
+		if existing, ok := are.ExistingCollector.(C); ok {
+			return existing, nil
+		}
+	}
+	return c, err
 }

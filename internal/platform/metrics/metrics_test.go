@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 )
 
@@ -29,4 +30,23 @@ func TestOrNop(t *testing.T) {
 	require.NotNil(t, OrNop(nil))
 	reg := prometheus.NewRegistry()
 	require.Same(t, reg, OrNop(reg))
+}
+
+func TestRegisterSharesAnExistingCollector(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	opts := prometheus.CounterOpts{Name: "waypost_test_total", Help: "A test counter."}
+	first, err := Register(reg, prometheus.NewCounter(opts))
+	require.NoError(t, err)
+	second, err := Register(reg, prometheus.NewCounter(opts))
+	require.NoError(t, err)
+	second.Inc()
+	require.Equal(t, 1.0, testutil.ToFloat64(first), "the second instance counts into the first one's series")
+
+	_, err = Register(reg, prometheus.NewGauge(prometheus.GaugeOpts{Name: "waypost_test_total", Help: "Other."}))
+	require.Error(t, err, "a different collector under the same name is refused")
+
+	c := prometheus.NewCounter(opts)
+	got, err := Register(nil, c)
+	require.NoError(t, err)
+	require.Same(t, c, got, "a nil registerer registers nothing")
 }

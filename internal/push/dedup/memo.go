@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/waypost/waypost/internal/platform/kv"
+	platmetrics "github.com/waypost/waypost/internal/platform/metrics"
 )
 
 // memo is what a first check records for a message's redeliveries: the
@@ -127,20 +128,20 @@ type metrics struct {
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
-	failOpen, err := register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+	failOpen, err := platmetrics.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "waypost", Subsystem: "push_dedup", Name: "fail_open_total",
 		Help: "Receivers admitted unchecked because the kv store failed, by stage: content, frequency."},
 		[]string{"stage"}))
 	if err != nil {
 		return nil, err
 	}
-	memoErrors, err := register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+	memoErrors, err := platmetrics.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "waypost", Subsystem: "push_dedup", Name: "memo_errors_total",
 		Help: "Failed reads and writes of the verdict memo redeliveries use, by op."}, []string{"op"}))
 	if err != nil {
 		return nil, err
 	}
-	verdicts, err := register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+	verdicts, err := platmetrics.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "waypost", Subsystem: "push_dedup", Name: "verdicts_total",
 		Help: "Receivers checked, by verdict: admit, content_deduplicated, frequency_capped."}, []string{"verdict"}))
 	if err != nil {
@@ -164,21 +165,4 @@ func (m *metrics) count(out []Verdict) {
 			m.verdicts[v].Add(float64(c))
 		}
 	}
-}
-
-// register registers c, or returns the collector already registered under its
-// name, so several Dedupers (tests, say) may share one registry.
-func register(reg prometheus.Registerer, c *prometheus.CounterVec) (*prometheus.CounterVec, error) {
-	if reg == nil {
-		return c, nil
-	}
-	if err := reg.Register(c); err != nil {
-		if are, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); ok {
-			if existing, ok := are.ExistingCollector.(*prometheus.CounterVec); ok {
-				return existing, nil
-			}
-		}
-		return nil, err
-	}
-	return c, nil
 }

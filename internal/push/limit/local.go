@@ -10,6 +10,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
+
+	"github.com/waypost/waypost/internal/platform/metrics"
 )
 
 // Local is the in-process Limiter: one token bucket per key from
@@ -140,14 +142,12 @@ func NewMetrics(reg prometheus.Registerer, backend string) (*Metrics, error) {
 		Namespace: "waypost", Subsystem: "push_limit", Name: "wait_seconds",
 		Help:    "Time limiter calls spent waiting for capacity.",
 		Buckets: []float64{0.001, 0.005, 0.025, 0.1, 0.5, 1, 2.5, 5, 10, 30}}, []string{"backend"})
-	if reg != nil {
-		var err error
-		if waits, err = reuse(reg, waits); err != nil {
-			return nil, fmt.Errorf("rate limit: register metrics: %w", err)
-		}
-		if wait, err = reuse(reg, wait); err != nil {
-			return nil, fmt.Errorf("rate limit: register metrics: %w", err)
-		}
+	var err error
+	if waits, err = metrics.Register(reg, waits); err != nil {
+		return nil, fmt.Errorf("rate limit: register metrics: %w", err)
+	}
+	if wait, err = metrics.Register(reg, wait); err != nil {
+		return nil, fmt.Errorf("rate limit: register metrics: %w", err)
 	}
 	return &Metrics{waits: waits, wait: wait.WithLabelValues(backend), backend: backend}, nil
 }
@@ -167,17 +167,4 @@ func (m *Metrics) Observe(waited time.Duration, err error) {
 	}
 	m.waits.WithLabelValues(m.backend, result).Inc()
 	m.wait.Observe(waited.Seconds())
-}
-
-// reuse registers c, or returns the collector of that name already there.
-func reuse[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	if err := reg.Register(c); err != nil {
-		if are, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); ok {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing, nil
-			}
-		}
-		return c, err
-	}
-	return c, nil
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/waypost/waypost/internal/platform/metrics"
 	"github.com/waypost/waypost/internal/push"
 )
 
@@ -256,7 +257,7 @@ func New(s Settings, logger *slog.Logger, reg prometheus.Registerer, opts ...Opt
 	for _, o := range opts {
 		o(r)
 	}
-	c, err := registerCounter(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+	c, err := metrics.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "waypost", Subsystem: "push_quiet", Name: "decisions_total",
 		Help: "Quiet-hours decisions by action: continue, drop, delay."}, []string{"action"}))
 	if err != nil {
@@ -293,21 +294,4 @@ func (r *Rule) Decide(now time.Time, loc *time.Location, policy push.Quiet) Deci
 // DecideNow decides for a message due now by the rule's clock.
 func (r *Rule) DecideNow(loc *time.Location, policy push.Quiet) Decision {
 	return r.Decide(r.now(), loc, policy)
-}
-
-// registerCounter registers c, or returns the counter already registered
-// under its name, so several rules may share one registry.
-func registerCounter(reg prometheus.Registerer, c *prometheus.CounterVec) (*prometheus.CounterVec, error) {
-	if reg == nil {
-		return c, nil
-	}
-	if err := reg.Register(c); err != nil {
-		if are, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); ok {
-			if existing, ok := are.ExistingCollector.(*prometheus.CounterVec); ok {
-				return existing, nil
-			}
-		}
-		return nil, err
-	}
-	return c, nil
 }

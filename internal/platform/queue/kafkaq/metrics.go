@@ -1,10 +1,11 @@
 package kafkaq
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	platmetrics "github.com/waypost/waypost/internal/platform/metrics"
 )
 
 // metrics are the per-topic counters of one or more Queues sharing a registerer.
@@ -25,13 +26,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		c := prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "waypost", Subsystem: "kafkaq", Name: name, Help: help,
 		}, []string{label})
-		if err := reg.Register(c); err != nil {
-			// A second Queue on the same registerer shares the first one's counters.
-			if are, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); ok {
-				if existing, ok := are.ExistingCollector.(*prometheus.CounterVec); ok {
-					return existing, nil
-				}
-			}
+		// A second Queue on the same registerer shares the first one's counters.
+		c, err := platmetrics.Register(reg, c)
+		if err != nil {
 			return nil, fmt.Errorf("register %s: %w", name, err)
 		}
 		return c, nil

@@ -1,10 +1,11 @@
 package natsq
 
 import (
-	"errors"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	platmetrics "github.com/waypost/waypost/internal/platform/metrics"
 )
 
 // metrics counts messages per topic. The names are shared with the other
@@ -33,17 +34,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:        help,
 			ConstLabels: prometheus.Labels{"backend": "nats"},
 		}, []string{"topic"})
-		if err := reg.Register(c); err != nil {
-			// A second Queue on the same registry shares the counters.
-			var are prometheus.AlreadyRegisteredError
-			if errors.As(err, &are) {
-				if existing, ok := are.ExistingCollector.(*prometheus.CounterVec); ok {
-					return existing, nil
-				}
-			}
-			return nil, err
-		}
-		return c, nil
+		// A second Queue on the same registry shares the counters.
+		return platmetrics.Register(reg, c)
 	}
 	m := &metrics{topics: map[string]*topicMetrics{}}
 	var err error

@@ -22,6 +22,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
 
+	"github.com/waypost/waypost/internal/platform/metrics"
 	"github.com/waypost/waypost/internal/push/limit"
 )
 
@@ -88,18 +89,8 @@ func New(rdb redis.UniversalClient, cfg Config, logger *slog.Logger, reg prometh
 	fellBack := prometheus.NewCounter(prometheus.CounterOpts{
 		Namespace: "waypost", Subsystem: "push_limit", Name: "fallback_total",
 		Help: "Limiter calls served by the in-process fallback because Redis failed."})
-	if reg != nil {
-		if err := reg.Register(fellBack); err != nil {
-			are, ok := errors.AsType[prometheus.AlreadyRegisteredError](err)
-			if !ok {
-				return nil, fmt.Errorf("redislimit: register metrics: %w", err)
-			}
-			c, ok := are.ExistingCollector.(prometheus.Counter)
-			if !ok {
-				return nil, fmt.Errorf("redislimit: register metrics: %w", err)
-			}
-			fellBack = c
-		}
+	if fellBack, err = metrics.Register(reg, fellBack); err != nil {
+		return nil, fmt.Errorf("redislimit: register metrics: %w", err)
 	}
 	now := cfg.Clock
 	if now == nil {
