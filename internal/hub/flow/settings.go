@@ -71,9 +71,7 @@ func parseYAML(doc []byte) (Settings, error) {
 		return Settings{}, err
 	}
 	var s Settings
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&s); err != nil {
+	if err := dynconf.DecodeStrict(raw, &s); err != nil {
 		return Settings{}, err
 	}
 	return s, nil

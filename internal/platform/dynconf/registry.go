@@ -54,17 +54,27 @@ func (s *Setting[T]) OnChange(fn func(T)) {
 	s.mu.Unlock()
 }
 
-// decode parses raw strictly (unknown fields refused) over a copy of the
-// default, so an omitted field keeps its default, then validates it.
-func (s *Setting[T]) decode(raw []byte) (T, error) {
-	v := clone(s.def)
-	dec := json.NewDecoder(bytes.NewReader(raw))
+// DecodeStrict decodes one JSON value into v, refusing unknown fields and
+// trailing data, so a typo in a setting's key is an error rather than a
+// silent default. Every setting is decoded this way.
+func DecodeStrict(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&v); err != nil {
-		return v, fmt.Errorf("setting %q: %v: %w", s.name, err, ErrInvalid)
+	if err := dec.Decode(v); err != nil {
+		return err
 	}
 	if dec.More() {
-		return v, fmt.Errorf("setting %q: trailing data after the value: %w", s.name, ErrInvalid)
+		return errors.New("trailing data after the JSON value")
+	}
+	return nil
+}
+
+// decode parses raw strictly over a copy of the default, so an omitted
+// field keeps its default, then validates it.
+func (s *Setting[T]) decode(raw []byte) (T, error) {
+	v := clone(s.def)
+	if err := DecodeStrict(raw, &v); err != nil {
+		return v, fmt.Errorf("setting %q: %v: %w", s.name, err, ErrInvalid)
 	}
 	if s.validate != nil {
 		if err := s.validate(v); err != nil {

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/waypost/waypost/internal/platform/dynconf"
 	"github.com/waypost/waypost/internal/push"
 )
 
@@ -106,7 +107,7 @@ type rawOverride struct {
 // UnmarshalJSON decodes onto DefaultSettings, refusing unknown keys; see Settings.
 func (s *Settings) UnmarshalJSON(data []byte) error {
 	var raw rawSettings
-	if err := decodeStrict(data, &raw); err != nil {
+	if err := dynconf.DecodeStrict(data, &raw); err != nil {
 		return fmt.Errorf("dedup settings: %w: %w", err, ErrInvalidSettings)
 	}
 	out := DefaultSettings()
@@ -163,22 +164,8 @@ func decodeRule(field string, raw json.RawMessage, v any) error {
 	if isNull(raw) {
 		return nil
 	}
-	if err := decodeStrict(raw, v); err != nil {
+	if err := dynconf.DecodeStrict(raw, v); err != nil {
 		return fmt.Errorf("dedup settings: %s: %w: %w", field, err, ErrInvalidSettings)
-	}
-	return nil
-}
-
-// decodeStrict decodes one JSON value into v, refusing unknown fields and
-// trailing data, so a typo in a key is an error rather than a silent default.
-func decodeStrict(data []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if dec.More() {
-		return errors.New("trailing data after the JSON value")
 	}
 	return nil
 }

@@ -1,12 +1,13 @@
 package limit
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/waypost/waypost/internal/platform/dynconf"
 )
 
 // ErrInvalidSettings is wrapped by every settings error; the message names
@@ -174,13 +175,8 @@ func (s Settings) Validate() error {
 // ParseSettings decodes and validates settings JSON; unknown keys are an error.
 func ParseSettings(data []byte) (Settings, error) {
 	var s Settings
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&s); err != nil {
+	if err := dynconf.DecodeStrict(data, &s); err != nil {
 		return Settings{}, fmt.Errorf("rate limit settings: %w: %w", err, ErrInvalidSettings)
-	}
-	if dec.More() {
-		return Settings{}, fmt.Errorf("rate limit settings: trailing data after the JSON object: %w", ErrInvalidSettings)
 	}
 	if err := s.Validate(); err != nil {
 		return Settings{}, err

@@ -9,7 +9,6 @@
 package quiet
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/waypost/waypost/internal/platform/dynconf"
 	"github.com/waypost/waypost/internal/platform/metrics"
 	"github.com/waypost/waypost/internal/push"
 )
@@ -91,27 +91,13 @@ func DefaultSettings() Settings {
 // unknown fields are an error. The result is validated.
 func ParseSettings(data []byte) (Settings, error) {
 	s := DefaultSettings()
-	if err := decodeStrict(data, &s); err != nil {
+	if err := dynconf.DecodeStrict(data, &s); err != nil {
 		return Settings{}, fmt.Errorf("quiet settings: %w: %w", err, ErrInvalidSettings)
 	}
 	if err := s.Validate(); err != nil {
 		return Settings{}, err
 	}
 	return s, nil
-}
-
-// decodeStrict decodes one JSON value into v, refusing unknown fields and
-// trailing data, so a typo in a settings key is an error, not a silent default.
-func decodeStrict(data []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if dec.More() {
-		return errors.New("trailing data after the JSON object")
-	}
-	return nil
 }
 
 // Validate reports settings the rule cannot use: a time outside the day, or a
