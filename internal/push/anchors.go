@@ -6,25 +6,45 @@ import (
 	"fmt"
 )
 
-// MaxAnchorsPerMessage bounds how many anchors one trace-topic message
-// packs, so a message stays far below the queue's payload limit (an
-// anchor is a few hundred bytes).
-const MaxAnchorsPerMessage = 512
+// MaxAnchorPackBytes bounds one packed trace-topic message, well under the
+// brokers' default message size limits (1 MiB on NATS and Kafka) even when
+// every anchor carries a long detail.
+const MaxAnchorPackBytes = 256 << 10
 
-// EncodeAnchors packs anchors into trace-topic message values: JSON
-// arrays of at most MaxAnchorsPerMessage anchors each.
-func EncodeAnchors(anchors []Anchor) ([][]byte, error) {
-	var out [][]byte
-	for len(anchors) > 0 {
-		n := min(len(anchors), MaxAnchorsPerMessage)
-		b, err := json.Marshal(anchors[:n])
+// AnchorPack is one trace-topic message: a JSON array of anchors, keyed by
+// its first anchor's messageId so packs spread over partitions.
+type AnchorPack struct {
+	Key   string
+	Value []byte
+}
+
+// PackAnchors encodes anchors, in order, as JSON arrays of at most
+// MaxAnchorPackBytes each (a single larger anchor goes alone).
+func PackAnchors(anchors []Anchor) ([]AnchorPack, error) {
+	var packs []AnchorPack
+	var cur []byte
+	key := ""
+	for _, a := range anchors {
+		v, err := json.Marshal(a)
 		if err != nil {
-			return nil, fmt.Errorf("encode anchors: %w", err)
+			return nil, fmt.Errorf("encode anchor of %s: %w", a.MessageID, err)
 		}
-		out = append(out, b)
-		anchors = anchors[n:]
+		if len(cur) > 0 && len(cur)+len(v)+2 > MaxAnchorPackBytes {
+			packs = append(packs, AnchorPack{Key: key, Value: append(cur, ']')})
+			cur = nil
+		}
+		if len(cur) == 0 {
+			cur = append(make([]byte, 0, min(300*len(anchors), MaxAnchorPackBytes)), '[')
+			key = a.MessageID
+		} else {
+			cur = append(cur, ',')
+		}
+		cur = append(cur, v...)
 	}
-	return out, nil
+	if len(cur) > 0 {
+		packs = append(packs, AnchorPack{Key: key, Value: append(cur, ']')})
+	}
+	return packs, nil
 }
 
 // DecodeAnchors reads a trace-topic message value: one anchor object, or a

@@ -2,6 +2,7 @@ package push
 
 import (
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -25,18 +26,21 @@ func TestTopic(t *testing.T) {
 }
 
 func TestAnchorPacks(t *testing.T) {
-	as := make([]Anchor, 2*MaxAnchorsPerMessage+1)
+	// Anchors of ~1 KiB: a few hundred fill one pack.
+	as := make([]Anchor, 600)
 	for i := range as {
-		as[i] = Anchor{EventID: strconv.Itoa(i), MessageID: "m", Receiver: "r", State: StateReceived}
+		as[i] = Anchor{EventID: strconv.Itoa(i), MessageID: "m" + strconv.Itoa(i), Receiver: "r", State: StateReceived,
+			Detail: strings.Repeat("d", 1000)}
 	}
-	packs, err := EncodeAnchors(as)
+	packs, err := PackAnchors(as)
 	require.NoError(t, err)
-	require.Len(t, packs, 3)
+	require.Greater(t, len(packs), 1, "600 KiB does not fit one pack")
 	var back []Anchor
 	for _, p := range packs {
-		got, err := DecodeAnchors(p)
+		require.LessOrEqual(t, len(p.Value), MaxAnchorPackBytes)
+		got, err := DecodeAnchors(p.Value)
 		require.NoError(t, err)
-		require.LessOrEqual(t, len(got), MaxAnchorsPerMessage)
+		require.Equal(t, got[0].MessageID, p.Key, "a pack is keyed by its first anchor's message")
 		back = append(back, got...)
 	}
 	require.Equal(t, as, back, "every anchor once, in order")
@@ -48,7 +52,7 @@ func TestAnchorPacks(t *testing.T) {
 	require.Error(t, err)
 	_, err = DecodeAnchors([]byte(`nope`))
 	require.Error(t, err)
-	packs, err = EncodeAnchors(nil)
+	packs, err = PackAnchors(nil)
 	require.NoError(t, err)
 	require.Empty(t, packs)
 }

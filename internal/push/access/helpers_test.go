@@ -138,7 +138,7 @@ func (q *fakeQueue) anchors(t *testing.T) []push.Anchor {
 		require.NoError(t, err)
 		require.NotEmpty(t, as)
 		require.Equal(t, as[0].MessageID, m.Key, "a pack is keyed by its first message")
-		require.LessOrEqual(t, len(as), push.MaxAnchorsPerMessage)
+		require.LessOrEqual(t, len(m.Value), push.MaxAnchorPackBytes)
 		out = append(out, as...)
 	}
 	return out

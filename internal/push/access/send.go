@@ -186,7 +186,7 @@ func (h *Handler) decode(raw []byte) (*SendRequest, error) {
 
 // assemble builds the response and, in one batch, every task followed by
 // the request's anchors packed into as few trace messages as
-// push.EncodeAnchors allows. Tasks are keyed by messageId: a task fans out
+// push.PackAnchors allows. Tasks are keyed by messageId: a task fans out
 // to many receivers, no order between messages is promised, and the id
 // spreads messages evenly over partitions. An anchor pack is keyed by the
 // first messageId it holds.
@@ -241,12 +241,12 @@ func (h *Handler) assemble(comp *Compiled, req *SendRequest, rendered []Rendered
 	}
 	h.metrics.receivers.WithLabelValues("valid").Add(float64(valid))
 	h.metrics.receivers.WithLabelValues("invalid").Add(float64(invalid))
-	packs, err := push.EncodeAnchors(anchors)
+	packs, err := push.PackAnchors(anchors)
 	if err != nil {
 		return SendResponse{}, nil, err
 	}
-	for i, p := range packs {
-		tasks = append(tasks, queue.Message{Topic: push.TraceTopic, Key: anchors[i*push.MaxAnchorsPerMessage].MessageID, Value: p})
+	for _, p := range packs {
+		tasks = append(tasks, queue.Message{Topic: push.TraceTopic, Key: p.Key, Value: p.Value})
 	}
 	return resp, tasks, nil
 }

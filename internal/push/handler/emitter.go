@@ -2,7 +2,6 @@ package handler
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -15,10 +14,6 @@ import (
 )
 
 const (
-	// maxPackBytes bounds one packed queue message, well under the brokers'
-	// default message size limits (1 MiB on NATS and Kafka) even when every
-	// anchor carries a long detail.
-	maxPackBytes = 256 << 10
 	// dropLogEvery rate-limits the warnings about dropped anchors: a full
 	// buffer drops thousands a second, and one line with the count says it.
 	dropLogEvery = 10 * time.Second
@@ -26,7 +21,7 @@ const (
 
 // emitter batches anchors to push.TraceTopic from one goroutine, packed: one
 // queue message holds a JSON array of up to AnchorBatch anchors (fewer when
-// they would exceed maxPackBytes), keyed by its first anchor's messageId so
+// they would exceed push.MaxAnchorPackBytes), keyed by its first anchor's messageId so
 // that packs spread over partitions and consumer lanes. Emit never blocks
 // the send path: when the buffer is full the anchor is dropped, counted and
 // logged (at most once per dropLogEvery, with the count), because a late
@@ -144,30 +139,17 @@ func (e *emitter) flush(pending []push.Anchor) []push.Anchor {
 	return pending[:0]
 }
 
-// pack encodes anchors as JSON arrays of at most maxPackBytes each (a
-// single larger anchor goes alone).
+// pack encodes anchors as trace-topic messages (push.PackAnchors).
 func pack(anchors []push.Anchor) ([]queue.Message, error) {
-	var msgs []queue.Message
-	var cur []byte
-	key := ""
-	for _, a := range anchors {
-		v, err := json.Marshal(a)
-		if err != nil {
-			return nil, fmt.Errorf("encode anchor of %s: %w", a.MessageID, err)
-		}
-		if len(cur) > 0 && len(cur)+len(v)+2 > maxPackBytes {
-			msgs = append(msgs, queue.Message{Topic: push.TraceTopic, Key: key, Value: append(cur, ']')})
-			cur = nil
-		}
-		if len(cur) == 0 {
-			cur = append(make([]byte, 0, min(300*len(anchors), maxPackBytes)), '[')
-			key = a.MessageID
-		} else {
-			cur = append(cur, ',')
-		}
-		cur = append(cur, v...)
+	packs, err := push.PackAnchors(anchors)
+	if err != nil {
+		return nil, err
 	}
-	return append(msgs, queue.Message{Topic: push.TraceTopic, Key: key, Value: append(cur, ']')}), nil
+	msgs := make([]queue.Message, len(packs))
+	for i, p := range packs {
+		msgs[i] = queue.Message{Topic: push.TraceTopic, Key: p.Key, Value: p.Value}
+	}
+	return msgs, nil
 }
 
 // close stops taking anchors and waits until the buffered ones are published

@@ -117,7 +117,7 @@ func TestPackSplitsLargeBatches(t *testing.T) {
 	require.Greater(t, len(msgs), 1)
 	n := 0
 	for _, m := range msgs {
-		require.LessOrEqual(t, len(m.Value), maxPackBytes)
+		require.LessOrEqual(t, len(m.Value), push.MaxAnchorPackBytes)
 		var as []push.Anchor
 		require.NoError(t, json.Unmarshal(m.Value, &as))
 		require.Equal(t, as[0].MessageID, m.Key)
