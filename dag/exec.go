@@ -161,22 +161,18 @@ func (r *run) call(ctx context.Context, i int32, n *node, in Inputs) (out any, e
 }
 
 // goexit fails node i, whose step called runtime.Goexit (t.FailNow does):
-// the goroutine is ending, so new goroutines take over what it would have
-// run next. The node's span, if any, is not ended.
+// the goroutine is ending, so a new worker takes over what it would have run
+// next. The node's span, if any, is not ended.
 func (r *run) goexit(i int32) {
 	n := &r.g.nodes[i]
 	r.g.log.Error("dag: step called runtime.Goexit", "graph", r.g.name, "node", n.Name)
 	o := outcome{status: StatusError, err: fmt.Errorf("node %s: %w", n.Name, ErrGoexit), end: time.Since(r.t0), ran: true}
 	r.mu.Lock()
 	r.finish(i, &o)
-	next, ok := r.take(o.end)
-	first, spawn := r.reserve(o.end)
+	spawn := r.dispatch()
 	r.mu.Unlock()
-	for k := range spawn {
-		go r.work(r.nodes[first+k].q)
-	}
-	if ok {
-		go r.work(next)
+	if spawn {
+		go r.helper()
 	}
 }
 

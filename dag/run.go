@@ -82,20 +82,22 @@ func (g *Graph) Run(ctx context.Context, input any) (*Result, error) {
 	for i := range g.nodes {
 		r.nodes[i].pending = int32(len(g.nodes[i].preds))
 	}
-	r.t0 = time.Now()
-	for _, i := range g.roots {
-		r.nodes[i].state, r.nodes[i].started = stRunning, true
+	for k, i := range g.roots {
+		r.nodes[k].q = i
 	}
+	r.qt = int32(len(g.roots))
+	r.t0 = time.Now()
 	// Nothing can time out or cancel this run: the caller's goroutine can
 	// work too, no "on time" to keep (see Run's doc).
-	inline := ctx.Done() == nil && !g.timeouts
-	for k, i := range g.roots {
-		if k > 0 || !inline {
-			go r.work(i)
+	r.mu.Lock()
+	if ctx.Done() == nil && !g.timeouts {
+		if i, ok := r.next(-1); ok {
+			r.work(i)
 		}
-	}
-	if inline {
-		r.work(g.roots[0])
+	} else {
+		r.coming = 1
+		r.mu.Unlock()
+		go r.helper()
 	}
 	if ctx.Done() == nil {
 		// Nothing can cancel the caller's ctx: wait for the run to end
@@ -208,6 +210,7 @@ func (r *run) finish(i int32, o *outcome) {
 	for _, s := range n.succs {
 		ns := &r.nodes[s]
 		if ns.pending--; ns.pending == 0 {
+			ns.start = o.end // ready; take starts it no earlier
 			r.nodes[r.qt].q = s
 			r.qt++
 			r.waiting--
@@ -249,7 +252,7 @@ func (r *run) abort(err, cause error) {
 			st.dur = now - st.start
 			st.status, st.err = status, cause
 		case stWaiting:
-			st.status, st.err = StatusCancelled, cause
+			st.status, st.err, st.start = StatusCancelled, cause, 0
 		}
 		st.state = stDone
 	}

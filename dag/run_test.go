@@ -116,6 +116,38 @@ func TestRunReadyNodesRunTogether(t *testing.T) {
 	})
 }
 
+// TestRunReadyRootsRunTogether: five first nodes wait for each other, so
+// dispatch must bring one worker per root, inline and under a deadline.
+func TestRunReadyRootsRunTogether(t *testing.T) {
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				const roots = 5
+				var arrived atomic.Int32
+				all := make(chan struct{})
+				meet := func(ctx context.Context, _ dag.Inputs) (any, error) {
+					if arrived.Add(1) == roots {
+						close(all)
+					}
+					select {
+					case <-all:
+						return "met", nil
+					case <-ctx.Done():
+						return nil, ctx.Err()
+					}
+				}
+				nodes := make([]dag.Node, roots)
+				for k := range nodes {
+					nodes[k] = dag.Node{Name: fmt.Sprintf("r%d", k), Step: meet}
+				}
+				_, err := mustGraph(t, "roots", nodes...).Run(m.ctx(t), nil)
+				require.NoError(t, err)
+				require.Equal(t, int32(roots), arrived.Load())
+			})
+		})
+	}
+}
+
 func TestRunSkip(t *testing.T) {
 	type input struct{ cod bool }
 	var calls atomic.Int32

@@ -2,11 +2,16 @@ package dag
 
 import "time"
 
-// Scheduling. There is no goroutine per node: a worker that finishes a node
-// runs one of the nodes that became ready itself, wakes waiting workers or
-// starts new goroutines for the others, and waits for more work only while
-// that can still help (see Graph.maxIdle). All of it under run.mu, which is
-// held only for bookkeeping, never across a step.
+// Scheduling. There is no goroutine per node. Ready nodes wait in the run's
+// queue; a worker that finishes a node takes the next one itself, and
+// before it runs a step it makes sure one more worker is on its way while
+// nodes are left in the queue: it wakes an idle worker or starts a
+// goroutine. That worker does the same on arrival, so k nodes that become
+// ready together get k workers, one after the other (dispatch by chain),
+// while a worker that finds the queue drained by faster steps simply stops.
+// Every node that can run is therefore running or has a worker coming for
+// it, without a goroutine started per node when steps are quick. All of it
+// under run.mu, which is held only for bookkeeping, never across a step.
 
 // work runs node i, already taken, and then whatever it is handed next.
 func (r *run) work(i int32) {
@@ -16,29 +21,36 @@ func (r *run) work(i int32) {
 		r.mu.Lock()
 		r.finish(i, &o)
 		var ok bool
-		if i, ok = r.after(o.end); !ok {
+		if i, ok = r.next(o.end); !ok {
 			return
 		}
 	}
 }
 
-// after hands out the nodes that a node finishing at now just readied: the
-// caller gets one, waiting workers are woken and new goroutines started for the
-// rest. With none left for the caller it waits for one, or ends (false).
-// Called with mu held; returns with it released.
-func (r *run) after(now time.Duration) (int32, bool) {
-	i, ok := r.take(now)
-	first, spawn := r.reserve(now)
-	r.mu.Unlock()
-	for k := range spawn {
-		go r.work(r.nodes[first+k].q)
-	}
-	if ok {
-		return i, true
-	}
+// helper is a worker started by dispatch: it takes a queued node, passes the
+// rest on, and works.
+func (r *run) helper() {
 	r.mu.Lock()
-	i, ok = r.wait()
+	r.coming--
+	if i, ok := r.next(-1); ok {
+		r.work(i)
+	}
+}
+
+// next takes the next ready node, started at now (-1: measure now), waiting
+// for one while waiting can help, and makes sure a worker comes for what is
+// left in the queue; false when the run is over or this worker should end.
+// Called with mu held; returns with it released.
+func (r *run) next(now time.Duration) (int32, bool) {
+	i, ok := r.take(now)
+	if !ok {
+		i, ok = r.wait()
+	}
+	spawn := ok && r.dispatch()
 	r.mu.Unlock()
+	if spawn {
+		go r.helper()
+	}
 	return i, ok
 }
 
@@ -50,42 +62,31 @@ func (r *run) take(now time.Duration) (int32, bool) {
 	}
 	i := r.nodes[r.qh].q
 	r.qh++
-	r.start(i, now)
-	return i, true
-}
-
-func (r *run) start(i int32, now time.Duration) {
+	st := &r.nodes[i]
+	// A queued node's start holds when it became ready; now may be a
+	// worker's earlier reading, taken before it got mu.
 	if now < 0 {
 		now = time.Since(r.t0)
 	}
-	st := &r.nodes[i]
-	st.state, st.started, st.start = stRunning, true, now
+	st.state, st.started, st.start = stRunning, true, max(now, st.start)
+	return i, true
 }
 
-// reserve makes sure each queued node has a goroutine coming for it: it
-// signals waiting workers, and takes the rest off the queue (started at now)
-// as the range nodes[first:first+n].q for new goroutines, which the caller
-// starts once mu is released. Called with mu held.
-func (r *run) reserve(now time.Duration) (first int32, n int32) {
-	if r.over {
-		return 0, 0
+// dispatch makes sure a worker is on its way while nodes wait in the queue:
+// one coming is enough, since each takes a node and dispatches again. It
+// wakes an idle worker if there is one, else reports that the caller must
+// start a goroutine on helper once mu is released. Called with mu held.
+func (r *run) dispatch() (spawn bool) {
+	if r.over || r.qh == r.qt || r.coming > 0 {
+		return false
 	}
-	rest := int(r.qt-r.qh) - r.coming
-	if rest <= 0 {
-		return 0, 0
-	}
-	wake := min(rest, r.idle)
-	for range wake {
+	r.coming++
+	if r.idle > 0 {
+		r.idle--
 		r.cond.Signal()
+		return false
 	}
-	r.idle -= wake
-	r.coming += wake
-	first, n = r.qh, int32(rest-wake)
-	for k := range n {
-		r.start(r.nodes[first+k].q, now)
-	}
-	r.qh += n
-	return first, n
+	return true
 }
 
 // wait takes the next ready node, waiting for one while waiting can help;
@@ -124,7 +125,7 @@ func (r *run) expire(i int32) {
 	}
 	o := outcome{status: StatusTimeout, err: r.g.nodes[i].timeoutErr, end: time.Since(r.t0)}
 	r.finish(i, &o)
-	if i, ok := r.after(o.end); ok {
+	if i, ok := r.next(o.end); ok {
 		r.work(i)
 	}
 }
