@@ -48,6 +48,15 @@ type Config struct {
 	// InFlightTTL is how long an in-flight Idempotency-Key marker lives, so a
 	// crashed instance does not block the key for a day; default 1 min.
 	InFlightTTL time.Duration
+	// PublishFlights is how many queue publishes may run at once; requests
+	// arriving meanwhile are published together in the next one. Default 1.
+	PublishFlights int
+	// BatchMessages and BatchBytes bound what requests share one publish
+	// (a larger request goes alone); defaults 1024 tasks and 4 MiB.
+	BatchMessages int
+	BatchBytes    int
+	// PublishTimeout bounds one shared publish; default 10 s.
+	PublishTimeout time.Duration
 }
 
 // Defaults.
@@ -60,6 +69,10 @@ const (
 	DefaultLoadTimeout    = 5 * time.Second
 	DefaultIdempotencyTTL = 24 * time.Hour
 	DefaultInFlightTTL    = time.Minute
+	DefaultPublishFlights = 1
+	DefaultBatchMessages  = 1024
+	DefaultBatchBytes     = 4 << 20
+	DefaultPublishTimeout = 10 * time.Second
 )
 
 func (c Config) withDefaults() Config {
@@ -89,6 +102,18 @@ func (c Config) withDefaults() Config {
 	}
 	if c.InFlightTTL <= 0 {
 		c.InFlightTTL = DefaultInFlightTTL
+	}
+	if c.PublishFlights <= 0 {
+		c.PublishFlights = DefaultPublishFlights
+	}
+	if c.BatchMessages <= 0 {
+		c.BatchMessages = DefaultBatchMessages
+	}
+	if c.BatchBytes <= 0 {
+		c.BatchBytes = DefaultBatchBytes
+	}
+	if c.PublishTimeout <= 0 {
+		c.PublishTimeout = DefaultPublishTimeout
 	}
 	return c
 }
@@ -126,6 +151,7 @@ type Handler struct {
 	now     func() time.Time
 	cache   *Cache
 	ids     *idGen
+	pub     *publisher
 	metrics *metrics
 }
 
@@ -159,6 +185,7 @@ func New(cfg Config, src TemplateSource, q queue.Queue, store kv.Store, logger *
 		Now: h.now, Logger: logger, OnLoad: m.cacheLoads.Inc,
 	})
 	h.ids = newIDGen(h.now)
+	h.pub = newPublisher(q, h.cfg)
 	return h, nil
 }
 
@@ -172,14 +199,23 @@ func (h *Handler) Register(mux *http.ServeMux, wrap func(http.Handler) http.Hand
 	mux.Handle("POST /api/v1/send", hh)
 }
 
-// Close waits for background template refreshes to finish.
-func (h *Handler) Close() { h.cache.Close() }
+// Close waits for background template refreshes and shared publishes to
+// finish.
+func (h *Handler) Close() {
+	h.cache.Close()
+	h.pub.close()
+}
 
-// metrics are the handler's Prometheus series.
+// metrics are the handler's Prometheus series; the per-request ones are
+// resolved once, not looked up by label on every request.
 type metrics struct {
 	requests   *prometheus.CounterVec
 	receivers  *prometheus.CounterVec
 	cacheLoads prometheus.Counter
+
+	accepted         prometheus.Counter
+	validReceivers   prometheus.Counter
+	invalidReceivers prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -205,5 +241,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			return nil, fmt.Errorf("register metrics: %w", err)
 		}
 	}
+	m.accepted = m.requests.WithLabelValues("accepted")
+	m.validReceivers = m.receivers.WithLabelValues("valid")
+	m.invalidReceivers = m.receivers.WithLabelValues("invalid")
 	return m, nil
 }

@@ -8,6 +8,7 @@ import (
 	htemplate "html/template"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	ttemplate "text/template"
 	"time"
 
@@ -23,6 +24,26 @@ type Compiled struct {
 	subject *ttemplate.Template
 	text    *ttemplate.Template
 	html    *htemplate.Template
+
+	// day caches the businessId of the day last asked for.
+	day atomic.Pointer[businessDay]
+}
+
+type businessDay struct {
+	year, yday int
+	id         string
+}
+
+// BusinessID is push.BusinessID of the template at now, formatted once a day.
+func (c *Compiled) BusinessID(now time.Time) string {
+	local := now.In(c.Loc)
+	y, d := local.Year(), local.YearDay()
+	if bd := c.day.Load(); bd != nil && bd.year == y && bd.yday == d {
+		return bd.id
+	}
+	id := push.BusinessID(c.Template.Kind, c.Template.ID, now, c.Loc)
+	c.day.Store(&businessDay{year: y, yday: d, id: id})
+	return id
 }
 
 // Rendered is a message's content for its channel.

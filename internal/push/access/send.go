@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -135,21 +136,15 @@ func (h *Handler) process(ctx context.Context, raw []byte) (int, []byte) {
 			return h.fail(badRequest(CodeRenderFailed, fmt.Sprintf("messages[%d]: %v", i, err)))
 		}
 	}
-	resp, msgs, err := h.assemble(comp, req, rendered)
+	resp, tasks, trace, err := h.assemble(comp, req, rendered)
 	if err != nil {
 		return h.fail(err)
 	}
-	if len(msgs) > 0 {
-		if err := h.q.Publish(ctx, msgs...); err != nil {
-			return h.fail(fmt.Errorf("publish %d tasks and anchors: %w", len(msgs), errors.Join(queue.ErrUnavailable, err)))
-		}
+	if err := h.pub.publish(ctx, tasks, trace); err != nil {
+		return h.fail(errors.Join(queue.ErrUnavailable, err))
 	}
-	body, err := json.Marshal(resp)
-	if err != nil {
-		return h.fail(fmt.Errorf("encode response: %w", err))
-	}
-	h.metrics.requests.WithLabelValues("accepted").Inc()
-	return http.StatusAccepted, append(body, '\n')
+	h.metrics.accepted.Inc()
+	return http.StatusAccepted, append(resp.appendJSON(make([]byte, 0, 128*len(resp.Messages))), '\n')
 }
 
 func (h *Handler) decode(raw []byte) (*SendRequest, error) {
@@ -184,71 +179,129 @@ func (h *Handler) decode(raw []byte) (*SendRequest, error) {
 	return &req, nil
 }
 
-// assemble builds the response and, in one batch, every task followed by
-// the request's anchors packed into as few trace messages as
-// push.PackAnchors allows. Tasks are keyed by messageId: a task fans out
-// to many receivers, no order between messages is promised, and the id
-// spreads messages evenly over partitions. An anchor pack is keyed by the
-// first messageId it holds.
-func (h *Handler) assemble(comp *Compiled, req *SendRequest, rendered []Rendered) (SendResponse, []queue.Message, error) {
+// assemble builds the response, every task, and the request's trace
+// records: per message one push.ReceiverSet of its accepted receivers (the
+// trace consumer expands it into their received anchors) and one
+// invalid_receiver anchor per refused receiver. Tasks are keyed by
+// messageId: a task fans out to many receivers, no order between messages
+// is promised, and the id spreads messages evenly over partitions.
+func (h *Handler) assemble(comp *Compiled, req *SendRequest, rendered []Rendered) (SendResponse, []queue.Message, []traceItem, error) {
 	tpl := comp.Template
 	now := h.now()
-	businessID := push.BusinessID(tpl.Kind, tpl.ID, now, comp.Loc)
+	businessID := comp.BusinessID(now)
 	topic := push.Topic(tpl.Channel, tpl.MsgType)
 	ids := h.ids.next(len(req.Messages))
 	resp := SendResponse{Messages: make([]MessageResult, len(req.Messages))}
 	tasks := make([]queue.Message, 0, len(req.Messages))
-	var anchors []push.Anchor
+	trace := make([]traceItem, 0, len(req.Messages))
 	var valid, invalid int
 	for i, m := range req.Messages {
 		res := MessageResult{MessageID: ids[i], BusinessID: businessID, Receivers: make([]string, 0, len(m.Receivers))}
-		seen := make(map[string]struct{}, len(m.Receivers))
-		for _, rcv := range m.Receivers {
-			// A receiver repeated in one message would be one delivery anyway
-			// (the send ledger is keyed by messageId + receiver).
-			if _, dup := seen[rcv]; dup {
+		receivers := uniqueReceivers(m.Receivers)
+		for j, rcv := range receivers {
+			why := CheckReceiver(tpl.Channel, rcv)
+			if why == "" {
+				res.Receivers = append(res.Receivers, rcv)
 				continue
 			}
-			seen[rcv] = struct{}{}
-			state, detail := push.StateReceived, ""
-			if why := CheckReceiver(tpl.Channel, rcv); why != "" {
-				state, detail = push.StateInvalidReceiver, why
-				res.Invalid = append(res.Invalid, InvalidReceiver{Receiver: rcv, Reason: why})
-				invalid++
-			} else {
-				res.Receivers = append(res.Receivers, rcv)
-				valid++
-			}
-			anchors = append(anchors, push.Anchor{
-				EventID:    ids[i] + "." + state + "." + strconv.Itoa(len(seen)-1),
+			res.Invalid = append(res.Invalid, InvalidReceiver{Receiver: rcv, Reason: why})
+			v, err := json.Marshal(push.Anchor{
+				EventID:    ids[i] + "." + push.StateInvalidReceiver + "." + strconv.Itoa(j),
 				MessageID:  ids[i],
 				BusinessID: businessID,
 				Receiver:   rcv,
-				State:      state,
+				State:      push.StateInvalidReceiver,
 				At:         now,
-				Detail:     detail,
+				Detail:     why,
 			})
+			if err != nil {
+				return SendResponse{}, nil, nil, fmt.Errorf("encode anchor: %w", err)
+			}
+			trace = append(trace, traceItem{messageID: ids[i], value: v})
 		}
+		valid += len(res.Receivers)
+		invalid += len(res.Invalid)
 		resp.Messages[i] = res
 		if len(res.Receivers) == 0 {
 			continue
 		}
-		t, err := json.Marshal(newTask(tpl, ids[i], businessID, res.Receivers, rendered[i], m.BizID, now))
-		if err != nil {
-			return SendResponse{}, nil, fmt.Errorf("encode task: %w", err)
+		set := push.ReceiverSet{MessageID: ids[i], BusinessID: businessID, State: push.StateReceived, At: now, Receivers: res.Receivers}
+		trace = append(trace, traceItem{messageID: ids[i], value: set.AppendJSON(make([]byte, 0, 128+32*len(res.Receivers)))})
+		task := newTask(tpl, ids[i], businessID, res.Receivers, rendered[i], m.BizID, now)
+		tasks = append(tasks, queue.Message{Topic: topic, Key: ids[i], Value: task.AppendJSON(make([]byte, 0, 512))})
+	}
+	h.metrics.validReceivers.Add(float64(valid))
+	if invalid > 0 {
+		h.metrics.invalidReceivers.Add(float64(invalid))
+	}
+	return resp, tasks, trace, nil
+}
+
+// uniqueReceivers drops repeats, keeping first occurrences in order: a
+// receiver repeated in one message would be one delivery anyway (the send
+// ledger is keyed by messageId + receiver).
+func uniqueReceivers(rs []string) []string {
+	if len(rs) > 16 {
+		seen := make(map[string]struct{}, len(rs))
+		out := make([]string, 0, len(rs))
+		for _, r := range rs {
+			if _, dup := seen[r]; !dup {
+				seen[r] = struct{}{}
+				out = append(out, r)
+			}
 		}
-		tasks = append(tasks, queue.Message{Topic: topic, Key: ids[i], Value: t})
+		return out
 	}
-	h.metrics.receivers.WithLabelValues("valid").Add(float64(valid))
-	h.metrics.receivers.WithLabelValues("invalid").Add(float64(invalid))
-	packs, err := push.PackAnchors(anchors)
-	if err != nil {
-		return SendResponse{}, nil, err
+	// Short lists: a quadratic scan, allocating only when there is a repeat.
+	for i := 1; i < len(rs); i++ {
+		if slices.Contains(rs[:i], rs[i]) {
+			out := make([]string, 0, len(rs))
+			for j, r := range rs {
+				if !slices.Contains(rs[:j], r) {
+					out = append(out, r)
+				}
+			}
+			return out
+		}
 	}
-	for _, p := range packs {
-		tasks = append(tasks, queue.Message{Topic: push.TraceTopic, Key: p.Key, Value: p.Value})
+	return rs
+}
+
+// appendJSON appends r as json.Marshal would (a test holds them equal).
+func (r *SendResponse) appendJSON(b []byte) []byte {
+	b = append(b, `{"messages":`...)
+	if r.Messages == nil {
+		return append(b, "null}"...)
 	}
-	return resp, tasks, nil
+	b = append(b, '[')
+	for i := range r.Messages {
+		m := &r.Messages[i]
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"messageId":`...)
+		b = push.AppendJSONString(b, m.MessageID)
+		b = append(b, `,"businessId":`...)
+		b = push.AppendJSONString(b, m.BusinessID)
+		b = append(b, `,"receivers":`...)
+		b = push.AppendJSONStrings(b, m.Receivers)
+		if len(m.Invalid) > 0 {
+			b = append(b, `,"invalid":[`...)
+			for j, inv := range m.Invalid {
+				if j > 0 {
+					b = append(b, ',')
+				}
+				b = append(b, `{"receiver":`...)
+				b = push.AppendJSONString(b, inv.Receiver)
+				b = append(b, `,"reason":`...)
+				b = push.AppendJSONString(b, inv.Reason)
+				b = append(b, '}')
+			}
+			b = append(b, ']')
+		}
+		b = append(b, '}')
+	}
+	return append(b, "]}"...)
 }
 
 func newTask(tpl push.Template, id, businessID string, receivers []string, r Rendered, bizID string, now time.Time) push.Task {

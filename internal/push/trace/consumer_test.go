@@ -312,3 +312,35 @@ func TestConsumerCloseWithoutTraffic(t *testing.T) {
 	_, err = trace.NewConsumer(q, nil, trace.ConsumerConfig{}, nil, nil)
 	require.Error(t, err, "a consumer needs a group")
 }
+
+// TestConsumersExpandReceiverSets: received anchors carried compactly, one
+// receiver set per message, and published twice (a producer's retry), end
+// in the views and the detail store exactly as one anchor each would.
+func TestConsumersExpandReceiverSets(t *testing.T) {
+	q := newQueue(t)
+	c := newClock(t0)
+	views, _ := primed(t, c, trace.ViewConfig{})
+	db := sqltest.New(t, sqldb.SQLite, trace.Migrations())
+	st := trace.NewSQLStore(db)
+	runConsumer(t, q, views, withGroup(fastConsumer, trace.ViewsGroup), nil)
+	runConsumer(t, q, trace.DetailSink(st), withGroup(fastConsumer, trace.DetailGroup), nil)
+
+	all, want := traffic(100)
+	var received, handler []push.Anchor
+	for _, a := range all {
+		if a.State == push.StateReceived {
+			received = append(received, a)
+		} else {
+			handler = append(handler, a)
+		}
+	}
+	publishSets(t, q, received...)
+	publishSets(t, q, received[:40]...)
+	publishPacked(t, q, 50, handler...)
+	require.Eventually(t, func() bool { return rows(t, db) == len(all) }, waitFor, 10*time.Millisecond)
+	require.Eventually(t, func() bool {
+		got, ok, err := views.Counts(context.Background(), biz, dayStart)
+		return err == nil && ok && equalCounts(got, want)
+	}, waitFor, 10*time.Millisecond)
+	requireMessagesExact(t, views, st, all)
+}

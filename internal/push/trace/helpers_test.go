@@ -93,3 +93,29 @@ func publishPacked(t testing.TB, q queue.Queue, size int, anchors ...push.Anchor
 }
 
 func jsonArray(anchors []push.Anchor) ([]byte, error) { return json.Marshal(anchors) }
+
+// publishSets publishes received anchors as the access layer does: one
+// push.ReceiverSet per message (its anchors in eventId order), packed.
+func publishSets(t testing.TB, q queue.Queue, received ...push.Anchor) {
+	t.Helper()
+	var p push.Packer
+	for from := 0; from < len(received); {
+		to := from + 1
+		for to < len(received) && received[to].MessageID == received[from].MessageID {
+			to++
+		}
+		a := received[from]
+		set := push.ReceiverSet{MessageID: a.MessageID, BusinessID: a.BusinessID, State: a.State, At: a.At}
+		for _, b := range received[from:to] {
+			require.Equal(t, a.At, b.At, "one set per message: one instant")
+			set.Receivers = append(set.Receivers, b.Receiver)
+		}
+		p.Add(a.MessageID, set.AppendJSON(nil))
+		from = to
+	}
+	var msgs []queue.Message
+	for _, pk := range p.Packs() {
+		msgs = append(msgs, queue.Message{Topic: push.TraceTopic, Key: pk.Key, Value: pk.Value})
+	}
+	require.NoError(t, q.Publish(context.Background(), msgs...))
+}
