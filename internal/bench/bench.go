@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/waypost/waypost/internal/push/access"
@@ -101,6 +102,9 @@ type Generator struct {
 	// onAccepted, when set, learns every accepted message id and the time
 	// its request was meant to start, so a Sink can correlate deliveries.
 	onAccepted func(messageID string, sent time.Time)
+	// seq numbers the messages sent, so every receiver is new and no
+	// message is a content duplicate of another (dedup would drop it).
+	seq atomic.Uint64
 }
 
 // Option tunes a Generator.
@@ -198,8 +202,9 @@ func (g *Generator) one(ctx context.Context, rec *recorder, intended time.Time) 
 	req := access.SendRequest{TemplateID: g.cfg.TemplateID, Messages: make([]access.MessageRequest, g.cfg.MessagesPerRequest)}
 	for m := range req.Messages {
 		rcv := make([]string, g.cfg.ReceiversPerMessage)
+		prefix := "bench-" + strconv.FormatUint(g.seq.Add(1), 10) + "-"
 		for r := range rcv {
-			rcv[r] = "bench-" + strconv.Itoa(r)
+			rcv[r] = prefix + strconv.Itoa(r)
 		}
 		req.Messages[m] = access.MessageRequest{Receivers: rcv, Variables: g.cfg.Variables}
 	}

@@ -90,17 +90,40 @@ func TestErrorCodes(t *testing.T) {
 // fakeSender answers after delay (fake time inside a synctest bubble) and
 // records when each request started.
 type fakeSender struct {
-	delay time.Duration
-	mu    sync.Mutex
-	at    []time.Time
+	delay     time.Duration
+	mu        sync.Mutex
+	at        []time.Time
+	receivers []string
 }
 
 func (f *fakeSender) Send(ctx context.Context, req access.SendRequest, _ string) (access.SendResponse, error) {
 	f.mu.Lock()
 	f.at = append(f.at, time.Now())
+	for _, m := range req.Messages {
+		f.receivers = append(f.receivers, m.Receivers...)
+	}
 	f.mu.Unlock()
 	time.Sleep(f.delay)
 	return access.SendResponse{Messages: []access.MessageResult{{MessageID: "m", Receivers: req.Messages[0].Receivers}}}, nil
+}
+
+// TestReceiversNeverRepeat: every receiver of every message is new, so the
+// server's content dedup drops none of the generated load.
+func TestReceiversNeverRepeat(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeSender{}
+		g, err := New(Config{TemplateID: 1, Rate: 100, Concurrency: 4, Duration: time.Second,
+			MessagesPerRequest: 3, ReceiversPerMessage: 2}, f)
+		require.NoError(t, err)
+		_, err = g.Run(context.Background())
+		require.NoError(t, err)
+		require.Len(t, f.receivers, 100*3*2)
+		seen := make(map[string]bool, len(f.receivers))
+		for _, r := range f.receivers {
+			require.False(t, seen[r], "receiver %q repeated", r)
+			seen[r] = true
+		}
+	})
 }
 
 // TestOpenLoopPacing: at 50/s for 1s exactly 50 requests start, 20ms apart,
