@@ -105,11 +105,27 @@ type Store interface {
 	// before any runs; after any other error only the error is returned and
 	// the batch may be partly applied.
 	AdmitBatch(ctx context.Context, reqs []WindowRequest) ([]WindowResult, error)
+	// AdmitPairs decides several pairs of windows, each pair atomically: its
+	// First window, then — only if First admitted — its Second; see
+	// PairRequest. All pairs go in one round trip (pipelined on Redis), in
+	// request order; results are in request order. An invalid request fails
+	// the whole batch before any runs; after any other error only the error
+	// is returned and the batch may be partly applied.
+	AdmitPairs(ctx context.Context, reqs []PairRequest) ([]PairResult, error)
 
 	// Ping reports whether the backend is reachable.
 	Ping(ctx context.Context) error
 	// Close releases the backend's resources.
 	Close() error
+}
+
+// InProcess is implemented by backends whose operations run in the
+// caller's process and never wait for I/O (memkv). A caller may skip
+// bounding their calls with a timeout: no deadline could fire before the
+// call returns, and the timer costs more than the call.
+type InProcess interface {
+	Store
+	InProcess()
 }
 
 // OnceIncrement is one request of HashIncrOnce: add Delta to Field of the
@@ -222,3 +238,48 @@ type WindowResult struct {
 	// Count is the number of entries in the window after the call.
 	Count int
 }
+
+// PairRequest is two sliding-window admissions decided as one atomic step:
+// First, then Second only if First admitted. A refusal by Second leaves
+// First's entry in place (First admitted; the pair as a whole did not).
+// Second with an empty Key is absent: the pair is First alone.
+//
+// Each window behaves as for Admit (entries older than Now-Window leave it,
+// an entry exactly Window old still counts, the key expires Window after an
+// addition by the backend's clock) but for one thing: a Member that has a
+// live entry in a window is admitted there again without being added, moved
+// or counted twice, and without extending the key's expiry. A caller that
+// repeats a pair — a redelivered message, a retry after a crash — so gets
+// the verdict the first attempt left, instead of being refused by its own
+// entry. Each window of the pair must be a valid WindowRequest.
+type PairRequest struct {
+	First  WindowRequest
+	Second WindowRequest
+}
+
+// Validate reports a request no backend may run, wrapping ErrInvalidArgument.
+func (r PairRequest) Validate() error {
+	if err := r.First.Validate(); err != nil {
+		return fmt.Errorf("first window: %w", err)
+	}
+	if r.Second.Key == "" {
+		return nil
+	}
+	if err := r.Second.Validate(); err != nil {
+		return fmt.Errorf("second window: %w", err)
+	}
+	return nil
+}
+
+// PairResult is the outcome of a PairRequest.
+type PairResult uint8
+
+// Pair outcomes.
+const (
+	// PairAdmitted: every window of the pair admitted the member.
+	PairAdmitted PairResult = iota
+	// FirstRefused: First refused; Second was not consulted.
+	FirstRefused
+	// SecondRefused: First admitted (its entry stays), Second refused.
+	SecondRefused
+)

@@ -5,15 +5,17 @@
 //
 // Both rules run on kv.Store sliding windows, so they are atomic on every
 // backend and across instances sharing Redis. One Check decides a whole task
-// in at most three kv round trips whatever its number of receivers: one
-// AdmitBatch per rule (pipelined on Redis) and one write of the verdict memo.
-// When the kv store fails, dedup fails open: the receivers are admitted, and
-// a metric and a rate-limited warning say so.
+// in one kv round trip whatever its number of receivers: one AdmitPairs call
+// (pipelined on Redis) decides both rules for every receiver, the cap only
+// after content dedup admitted. A verdict memo is written only when a
+// receiver was refused. When the kv store fails, dedup fails open: the
+// receivers are admitted, and a metric and a rate-limited warning say so.
 package dedup
 
 import (
 	"context"
 	"crypto/md5"
+	"encoding"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -21,6 +23,7 @@ import (
 	"log/slog"
 	"reflect"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -111,30 +114,60 @@ func TaskRequest(t push.Task, loc *time.Location, redelivered bool) Request {
 // ContentKey is the content window of one template, content and receiver:
 // md5 over the three, separated by NUL so that no two triples collide.
 func ContentKey(templateID int64, receiver, content string) string {
-	return newContentKeyer(templateID, content).key(receiver)
+	k := newContentKeyer(templateID, content, 1, nil)
+	return k.key(receiver)
 }
 
-// contentKeyer hashes a task's template id and content once and each
-// receiver after them, so a long email body is hashed once per task rather
-// than once per receiver.
-type contentKeyer struct{ prefix hash.Cloner }
+// shortContent is the longest content a contentKeyer hashes again for each
+// receiver; past it, the hash state after the content is saved once and
+// restored for each receiver, so a long email body is hashed once per task.
+const shortContent = 192
 
-func newContentKeyer(templateID int64, content string) contentKeyer {
-	h := md5.New().(hash.Cloner) // every standard library hash is a Cloner
-	var buf [24]byte
-	h.Write(append(strconv.AppendInt(buf[:0], templateID, 10), 0))
+// contentKeyer makes a task's content keys.
+type contentKeyer struct {
+	// prefix is the template id, NUL, the content and NUL (short content).
+	prefix []byte
+	// h and state: the hash after the prefix and its saved state (long content).
+	h     hash.Hash
+	state []byte
+}
+
+// newContentKeyer returns the keyer of a task; buf, when not nil, is
+// scratch space it may reuse.
+func newContentKeyer(templateID int64, content string, receivers int, buf []byte) contentKeyer {
+	var id [24]byte
+	head := append(strconv.AppendInt(id[:0], templateID, 10), 0)
+	if len(content) <= shortContent || receivers == 1 {
+		return contentKeyer{prefix: append(append(append(buf[:0], head...), content...), 0)}
+	}
+	h := md5.New()
+	h.Write(head)
 	h.Write([]byte(content))
 	h.Write([]byte{0})
-	return contentKeyer{prefix: h}
+	state, err := h.(encoding.BinaryMarshaler).MarshalBinary()
+	if err != nil {
+		panic("dedup: md5 state: " + err.Error()) // the standard md5 always marshals
+	}
+	return contentKeyer{h: h, state: state}
 }
 
-func (k contentKeyer) key(receiver string) string {
-	c, _ := k.prefix.Clone() // md5 cannot fail to clone
-	c.Write([]byte(receiver))
+func (k *contentKeyer) key(receiver string) string {
 	var sum [md5.Size]byte
-	b := make([]byte, 0, len(KeyPrefix)+2+2*md5.Size)
-	b = append(b, KeyPrefix+"c:"...)
-	return string(hex.AppendEncode(b, c.Sum(sum[:0])))
+	if k.h == nil {
+		n := len(k.prefix)
+		k.prefix = append(k.prefix, receiver...)
+		sum = md5.Sum(k.prefix)
+		k.prefix = k.prefix[:n]
+	} else {
+		if err := k.h.(encoding.BinaryUnmarshaler).UnmarshalBinary(k.state); err != nil {
+			panic("dedup: md5 state: " + err.Error()) // its own marshalled state
+		}
+		k.h.Write([]byte(receiver))
+		var long [md5.Size]byte // escapes through the interface: only on this path
+		sum = [md5.Size]byte(k.h.Sum(long[:0]))
+	}
+	var b [len(KeyPrefix) + 2 + 2*md5.Size]byte
+	return string(hex.AppendEncode(append(b[:0], KeyPrefix+"c:"...), sum[:]))
 }
 
 // FrequencyKey is the daily window of one receiver and channel on the
@@ -147,8 +180,10 @@ func FrequencyKey(ch push.Channel, dayStart time.Time, receiver string) string {
 }
 
 func frequencyKeyPrefix(ch push.Channel, dayStart time.Time) string {
-	return KeyPrefix + "f:" + string(ch) + ":" + dayStart.Format("20060102-0700") + ":"
+	return KeyPrefix + "f:" + string(ch) + ":" + dayName(dayStart) + ":"
 }
+
+func dayName(dayStart time.Time) string { return dayStart.Format("20060102-0700") }
 
 // memoKey holds the verdicts of one message for its redeliveries.
 func memoKey(messageID string) string { return KeyPrefix + "m:" + messageID }
@@ -166,7 +201,8 @@ func WithClock(now func() time.Time) Option {
 }
 
 // WithTimeout bounds each kv call (default DefaultTimeout); past it the
-// stage fails open.
+// stage fails open. Calls to an in-process store (kv.InProcess), which
+// never wait, are not bounded.
 func WithTimeout(t time.Duration) Option {
 	return func(d *Deduper) {
 		if t > 0 {
@@ -206,6 +242,9 @@ type Deduper struct {
 	log     *slog.Logger
 	warn    warnLimiter
 	met     *metrics
+	// day is the calendar day the last Check fell on, so that most checks
+	// neither compute the day's bounds nor format its name.
+	day atomic.Pointer[day]
 }
 
 // New returns a Deduper over store with settings s. A nil logger discards;
@@ -252,11 +291,12 @@ func (d *Deduper) Settings() Settings { return d.cfg.Load().settings }
 // Check decides every receiver of req and returns one verdict per receiver,
 // in order. Content dedup runs first; the frequency cap then sees only the
 // receivers it admitted, so the daily count holds only messages that passed
-// every stage before it (the caller asks only for those).
+// every stage before it (the caller asks only for those). Both run in one
+// kv.AdmitPairs call, atomic per receiver.
 //
-// A kv failure admits the receivers of the failing stage (fail open). The
-// error is non-nil only for an invalid request or when ctx ends; the caller
-// then hands the task back.
+// A kv failure admits every receiver (fail open). The error is non-nil only
+// for an invalid request or when ctx ends; the caller then hands the task
+// back.
 //
 // Call Check once per delivery with all the receivers still to decide: the
 // memo a first delivery writes is what a redelivery reads.
@@ -283,81 +323,139 @@ func (d *Deduper) Check(ctx context.Context, req Request) ([]Verdict, error) {
 			return out, nil
 		}
 	}
-	now := d.now()
-	if ru.contentNum > 0 {
-		if err := d.content(ctx, req, ru, now, out); err != nil {
-			return nil, err
-		}
-	}
-	if ru.frequencyNum > 0 {
-		if err := d.frequency(ctx, req, ru, now, out); err != nil {
-			return nil, err
-		}
-	}
-	if err := d.writeMemo(ctx, req, out); err != nil {
+	refused, err := d.decide(ctx, req, ru, out)
+	if err != nil {
 		return nil, err
+	}
+	if refused {
+		if err := d.writeMemo(ctx, req, out); err != nil {
+			return nil, err
+		}
 	}
 	d.met.count(out)
 	return out, nil
 }
 
-// content runs content dedup over every receiver.
-func (d *Deduper) content(ctx context.Context, req Request, ru rules, now time.Time, out []Verdict) error {
-	keyer := newContentKeyer(req.TemplateID, req.Content)
-	reqs := make([]kv.WindowRequest, len(req.Receivers))
-	for i, rcv := range req.Receivers {
-		reqs[i] = kv.WindowRequest{
-			Key: keyer.key(rcv), Member: req.MessageID,
-			Now: now, Window: ru.contentWindow, Limit: ru.contentNum,
-		}
-	}
-	res, err := d.admit(ctx, reqs)
-	if err != nil {
-		return d.failOpen(ctx, "content", req, len(reqs), err)
-	}
-	for i, r := range res {
-		if !r.Admitted {
-			out[i] = ContentDeduplicated
-		}
-	}
-	return nil
-}
-
-// frequency runs the daily cap over the receivers content dedup admitted.
+// decide runs both rules over every receiver as one pair of windows each:
+// the content window, then the daily cap.
 //
 // The cap is a window too, which makes it atomic and batched like content
 // dedup and keyed by message so a message never counts twice. Every entry
 // of a day is scored at local midnight and the window reaches from there to
 // the end of the day: nothing is ever pruned within the day, and the key
 // expires when the day ends. A new day is a new key.
-func (d *Deduper) frequency(ctx context.Context, req Request, ru rules, now time.Time, out []Verdict) error {
-	start, end := dayBounds(now, req.Location)
-	prefix := frequencyKeyPrefix(req.Channel, start)
-	idx := make([]int, 0, len(req.Receivers))
-	reqs := make([]kv.WindowRequest, 0, len(req.Receivers))
+//
+// A pair admits a message already in a window without counting it again,
+// so a redelivery without a memo (every receiver was admitted, or the memo
+// was lost) gets the verdicts its first check left. It reports whether any
+// receiver was refused.
+func (d *Deduper) decide(ctx context.Context, req Request, ru rules, out []Verdict) (bool, error) {
+	now := d.now()
+	sc := scratchPool.Get().(*scratch)
+	defer sc.put()
+	var keyer contentKeyer
+	if ru.contentNum > 0 {
+		keyer = newContentKeyer(req.TemplateID, req.Content, len(req.Receivers), sc.buf)
+		defer func() { sc.buf = keyer.prefix }()
+	}
+	var today *day
+	if ru.frequencyNum > 0 {
+		today = d.today(now, req.Location)
+	}
+	reqs := sc.pairs(len(req.Receivers))
 	for i, rcv := range req.Receivers {
-		if out[i] != Admit {
-			continue
+		var content, freq kv.WindowRequest
+		if ru.contentNum > 0 {
+			content = kv.WindowRequest{Key: keyer.key(rcv), Member: req.MessageID,
+				Now: now, Window: ru.contentWindow, Limit: ru.contentNum}
 		}
-		idx = append(idx, i)
-		reqs = append(reqs, kv.WindowRequest{
-			Key: prefix + rcv, Member: req.MessageID,
-			Now: start, Window: end.Sub(now), Limit: ru.frequencyNum,
-		})
+		if today != nil {
+			freq = kv.WindowRequest{Key: KeyPrefix + "f:" + string(req.Channel) + ":" + today.name + ":" + rcv,
+				Member: req.MessageID, Now: today.start, Window: today.end.Sub(now), Limit: ru.frequencyNum}
+		}
+		if content.Key == "" {
+			reqs[i].First = freq
+		} else {
+			reqs[i] = kv.PairRequest{First: content, Second: freq}
+		}
 	}
-	if len(reqs) == 0 {
-		return nil
-	}
-	res, err := d.admit(ctx, reqs)
+	res, err := d.admitPairs(ctx, reqs)
 	if err != nil {
-		return d.failOpen(ctx, "frequency", req, len(reqs), err)
+		return false, d.failOpen(ctx, ru, req, err)
 	}
-	for j, r := range res {
-		if !r.Admitted {
-			out[idx[j]] = FrequencyCapped
+	refused := false
+	for i, r := range res {
+		switch {
+		case r == kv.PairAdmitted:
+			continue
+		case r == kv.FirstRefused && ru.contentNum > 0:
+			out[i] = ContentDeduplicated
+		default: // the cap refused: as second window, or as the only one
+			out[i] = FrequencyCapped
 		}
+		refused = true
 	}
-	return nil
+	return refused, nil
+}
+
+// scratch is the reusable memory of one decide: the pair requests and the
+// content keyer's buffer, which a task needs only while it is decided.
+type scratch struct {
+	reqs []kv.PairRequest
+	buf  []byte
+}
+
+// maxScratch bounds what a scratch keeps for the next task, so that one
+// huge task does not pin its memory in the pool.
+const maxScratch = 1024
+
+var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+
+func (s *scratch) pairs(n int) []kv.PairRequest {
+	if cap(s.reqs) < n {
+		s.reqs = make([]kv.PairRequest, n)
+	}
+	return s.reqs[:n]
+}
+
+func (s *scratch) put() {
+	if cap(s.reqs) > maxScratch || cap(s.buf) > 16*maxScratch {
+		return
+	}
+	clear(s.reqs[:cap(s.reqs)]) // the keys are the store's now, or garbage
+	scratchPool.Put(s)
+}
+
+// admitPairs runs the pairs under the call timeout, unless the store is
+// in-process and cannot outlast it.
+func (d *Deduper) admitPairs(ctx context.Context, reqs []kv.PairRequest) ([]kv.PairResult, error) {
+	if _, ok := d.kv.(kv.InProcess); ok {
+		return d.kv.AdmitPairs(ctx, reqs)
+	}
+	cctx, cancel := context.WithTimeout(ctx, d.timeout)
+	defer cancel()
+	return d.kv.AdmitPairs(cctx, reqs)
+}
+
+// day is one calendar day in one zone: its bounds and its name in keys.
+type day struct {
+	loc        *time.Location
+	start, end time.Time
+	name       string
+}
+
+// today returns now's calendar day in loc; a DST day is 23 or 25 hours long.
+func (d *Deduper) today(now time.Time, loc *time.Location) *day {
+	if loc == nil {
+		loc = time.UTC
+	}
+	if c := d.day.Load(); c != nil && c.loc == loc && !now.Before(c.start) && now.Before(c.end) {
+		return c
+	}
+	start, end := dayBounds(now, loc)
+	c := &day{loc: loc, start: start, end: end, name: dayName(start)}
+	d.day.Store(c)
+	return c
 }
 
 // dayBounds returns local midnight at the start of now's day in loc and at
@@ -370,20 +468,26 @@ func dayBounds(now time.Time, loc *time.Location) (start, end time.Time) {
 	return time.Date(y, m, dd, 0, 0, 0, 0, loc), time.Date(y, m, dd+1, 0, 0, 0, 0, loc)
 }
 
-// admit runs one batch under the call timeout.
-func (d *Deduper) admit(ctx context.Context, reqs []kv.WindowRequest) ([]kv.WindowResult, error) {
-	cctx, cancel := context.WithTimeout(ctx, d.timeout)
-	defer cancel()
-	return d.kv.AdmitBatch(cctx, reqs)
-}
-
-// failOpen admits the stage's receivers after a kv error, unless the
-// caller's ctx ended, which is returned instead.
-func (d *Deduper) failOpen(ctx context.Context, stage string, req Request, n int, err error) error {
+// failOpen admits every receiver after a kv error, unless the caller's ctx
+// ended, which is returned instead. The metric counts the receivers of each
+// rule that went unchecked.
+func (d *Deduper) failOpen(ctx context.Context, ru rules, req Request, err error) error {
 	if cerr := ctx.Err(); cerr != nil {
-		return fmt.Errorf("dedup %s of message %s: %w", stage, req.MessageID, cerr)
+		return fmt.Errorf("dedup of message %s: %w", req.MessageID, cerr)
 	}
-	d.met.failOpen.WithLabelValues(stage).Add(float64(n))
+	n := len(req.Receivers)
+	stage := "content"
+	switch {
+	case ru.contentNum > 0 && ru.frequencyNum > 0:
+		d.met.failOpen.WithLabelValues("content").Add(float64(n))
+		d.met.failOpen.WithLabelValues("frequency").Add(float64(n))
+		stage = "content+frequency"
+	case ru.contentNum > 0:
+		d.met.failOpen.WithLabelValues("content").Add(float64(n))
+	default:
+		d.met.failOpen.WithLabelValues("frequency").Add(float64(n))
+		stage = "frequency"
+	}
 	if ok, held := d.warn.allow(d.now()); ok {
 		d.log.WarnContext(ctx, "dedup failing open: kv store unavailable, receivers admitted unchecked",
 			slog.String("stage", stage), slog.String("messageId", req.MessageID), slog.Int("receivers", n),

@@ -2,8 +2,11 @@ package dedup
 
 import (
 	"context"
+	"crypto/md5"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -125,6 +128,22 @@ func TestContentKeyParts(t *testing.T) {
 	})
 }
 
+// TestContentKeyerPaths: short content is hashed whole per receiver, long
+// content from a saved hash state; both give md5(templateId NUL content NUL
+// receiver), the key a single receiver gets.
+func TestContentKeyerPaths(t *testing.T) {
+	for _, content := range []string{"", "short", strings.Repeat("long body ", 100)} {
+		k := newContentKeyer(42, content, 3, nil)
+		require.Equal(t, len(content) > shortContent, k.h != nil, "long content saves the hash state")
+		for _, rcv := range []string{"a@x.io", "", "b@x.io", "a@x.io"} {
+			sum := md5.Sum([]byte("42\x00" + content + "\x00" + rcv))
+			want := KeyPrefix + "c:" + hex.EncodeToString(sum[:])
+			require.Equal(t, want, k.key(rcv))
+			require.Equal(t, want, ContentKey(42, rcv, content))
+		}
+	}
+}
+
 func TestFrequencyDayRollover(t *testing.T) {
 	eachBackend(t, func(t *testing.T, b backend) {
 		s := Settings{Frequency: FrequencyRule{Num: 2}, FrequencyExempt: []push.MsgType{}}
@@ -154,6 +173,35 @@ func TestFrequencyDayRollover(t *testing.T) {
 		utc.Location = time.UTC
 		require.Equal(t, []Verdict{Admit}, f.check(t, utc))
 	})
+}
+
+// TestTodayCache: the cached day follows the clock both ways, the zone,
+// and DST days of 23 and 25 hours.
+func TestTodayCache(t *testing.T) {
+	ny, err := time.LoadLocation("America/New_York")
+	require.NoError(t, err)
+	d, err := New(backends()[0].new(t, nil), DefaultSettings(), nil, nil)
+	require.NoError(t, err)
+	for _, tc := range []struct {
+		now  time.Time
+		loc  *time.Location
+		name string
+		hrs  float64
+	}{
+		{time.Date(2026, 3, 8, 12, 0, 0, 0, ny), ny, "20260308-0500", 23},
+		{time.Date(2026, 3, 8, 23, 59, 59, 0, ny), ny, "20260308-0500", 23},
+		{time.Date(2026, 3, 9, 0, 0, 0, 0, ny), ny, "20260309-0400", 24},
+		{time.Date(2026, 3, 8, 1, 0, 0, 0, ny), ny, "20260308-0500", 23}, // back in time
+		{time.Date(2026, 3, 8, 1, 0, 0, 0, ny), shanghai, "20260308+0800", 24},
+		{time.Date(2026, 3, 8, 1, 0, 0, 0, ny), nil, "20260308+0000", 24},
+		{time.Date(2026, 11, 1, 8, 0, 0, 0, ny), ny, "20261101-0400", 25},
+	} {
+		day := d.today(tc.now, tc.loc)
+		require.Equal(t, tc.name, day.name, "%v in %v", tc.now, tc.loc)
+		require.Equal(t, tc.hrs, day.end.Sub(day.start).Hours(), "%v in %v", tc.now, tc.loc)
+		require.False(t, tc.now.Before(day.start))
+		require.True(t, tc.now.Before(day.end))
+	}
 }
 
 func TestFrequencyKeyExpiresAtEndOfDay(t *testing.T) {
@@ -338,17 +386,21 @@ func TestRetrySkipsDedup(t *testing.T) {
 	require.True(t, TaskRequest(push.Task{MessageID: "m", Retry: 1}, nil, false).Retry)
 }
 
-func TestOneBatchPerStage(t *testing.T) {
+func TestOneCallPerCheck(t *testing.T) {
 	tests := []struct {
-		name          string
-		mt            push.MsgType
-		redelivered   bool
-		batches, sets int64
-		gets          int64
+		name        string
+		mt          push.MsgType
+		redelivered bool
+		refuse      bool // a receiver is refused, so the memo is written
+		batches     int64
+		admits      int64 // windows: two per receiver with both rules on
+		sets, gets  int64
 	}{
-		{"notice: content, frequency, memo", push.MsgNotice, false, 2, 1, 0},
-		{"auth code: no frequency stage", push.MsgAuthCode, false, 1, 1, 0},
-		{"redelivery: memo read only", push.MsgNotice, true, 0, 0, 1},
+		{"notice: both rules in one call, no memo", push.MsgNotice, false, false, 1, 400, 0, 0},
+		{"notice with a refusal: one call and the memo", push.MsgNotice, false, true, 1, 400, 1, 0},
+		{"auth code: content only", push.MsgAuthCode, false, false, 1, 200, 0, 0},
+		{"redelivery without memo: checks again", push.MsgNotice, true, false, 1, 400, 0, 1},
+		{"redelivery with memo: memo read only", push.MsgNotice, true, true, 0, 0, 0, 1},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -356,21 +408,31 @@ func TestOneBatchPerStage(t *testing.T) {
 			d, err := New(store, DefaultSettings(), nil, nil)
 			require.NoError(t, err)
 			rcv := make([]string, 200)
+			want := make([]Verdict, len(rcv))
 			for i := range rcv {
 				rcv[i] = fmt.Sprint("r", i)
+			}
+			if tc.refuse {
+				// r7 got this content from another message just before.
+				_, err := d.Check(t.Context(), Request{MessageID: "m0", TemplateID: 1, Channel: push.ChannelSMS,
+					MsgType: tc.mt, Content: "x", Receivers: rcv[7:8]})
+				require.NoError(t, err)
+				want[7] = ContentDeduplicated
 			}
 			req := Request{MessageID: "m1", TemplateID: 1, Channel: push.ChannelSMS, MsgType: tc.mt, Content: "x", Receivers: rcv}
 			if tc.redelivered {
 				_, err := d.Check(t.Context(), req)
 				require.NoError(t, err)
-				store.batches.Store(0)
-				store.sets.Store(0)
 				req.Redelivered = true
 			}
+			store.batches.Store(0)
+			store.admits.Store(0)
+			store.sets.Store(0)
 			v, err := d.Check(t.Context(), req)
 			require.NoError(t, err)
-			require.Equal(t, make([]Verdict, len(rcv)), v)
-			require.Equal(t, tc.batches, store.batches.Load(), "AdmitBatch calls")
+			require.Equal(t, want, v)
+			require.Equal(t, tc.batches, store.batches.Load(), "AdmitPairs calls")
+			require.Equal(t, tc.admits, store.admits.Load(), "windows")
 			require.Equal(t, tc.sets, store.sets.Load(), "memo writes")
 			require.Equal(t, tc.gets, store.gets.Load(), "memo reads")
 		})

@@ -124,7 +124,8 @@ func newRedisAt(t testing.TB, addr string) (*rediskv.Store, *rawRedis) {
 	return s, raw
 }
 
-// countingKV counts the calls that reach the store.
+// countingKV counts the calls that reach the store; admits counts windows
+// (two per pair of both rules).
 type countingKV struct {
 	kv.Store
 	batches, admits, gets, sets atomic.Int64
@@ -134,6 +135,17 @@ func (c *countingKV) AdmitBatch(ctx context.Context, reqs []kv.WindowRequest) ([
 	c.batches.Add(1)
 	c.admits.Add(int64(len(reqs)))
 	return c.Store.AdmitBatch(ctx, reqs)
+}
+
+func (c *countingKV) AdmitPairs(ctx context.Context, reqs []kv.PairRequest) ([]kv.PairResult, error) {
+	c.batches.Add(1)
+	for _, r := range reqs {
+		c.admits.Add(1)
+		if r.Second.Key != "" {
+			c.admits.Add(1)
+		}
+	}
+	return c.Store.AdmitPairs(ctx, reqs)
 }
 
 func (c *countingKV) Get(ctx context.Context, key string) ([]byte, error) {
@@ -146,6 +158,11 @@ func (c *countingKV) Set(ctx context.Context, key string, val []byte, ttl time.D
 	return c.Store.Set(ctx, key, val, ttl)
 }
 
+// inProcessKV keeps a wrapped in-process store marked as one.
+type inProcessKV struct{ *countingKV }
+
+func (inProcessKV) InProcess() {}
+
 // failingKV fails every call the Deduper makes, as an unreachable server would.
 type failingKV struct {
 	kv.Store
@@ -155,6 +172,11 @@ type failingKV struct {
 var errDown = errors.New("connection refused")
 
 func (f *failingKV) AdmitBatch(context.Context, []kv.WindowRequest) ([]kv.WindowResult, error) {
+	f.calls.Add(1)
+	return nil, errDown
+}
+
+func (f *failingKV) AdmitPairs(context.Context, []kv.PairRequest) ([]kv.PairResult, error) {
 	f.calls.Add(1)
 	return nil, errDown
 }

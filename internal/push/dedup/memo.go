@@ -14,13 +14,15 @@ import (
 	platmetrics "github.com/waypost/waypost/internal/platform/metrics"
 )
 
-// memo is what a first check records for a message's redeliveries: the
-// receivers it refused, by stage. Every receiver not listed was admitted.
+// memo is what a first check that refused a receiver records for the
+// message's redeliveries: the receivers it refused, by stage. Every
+// receiver not listed was admitted.
 //
-// A window cannot tell a redelivery from a new message once it is full: a
-// message admitted with num 1 would be refused the second time, and a task
-// the rate limiter handed back would never be sent. The memo gives the
-// redelivery its first verdicts instead.
+// Admissions need no memo: a pair of windows admits a message already in
+// it as it is, so a redelivery is never refused by its own entries. A
+// refusal does: once the content window has passed or the day has turned,
+// a redelivery checked again would be admitted although its receivers were
+// already recorded as refused. The memo keeps the first verdicts.
 type memo struct {
 	Content   []string `json:"c,omitempty"`
 	Frequency []string `json:"f,omitempty"`

@@ -272,16 +272,20 @@ func (h *Handler) dedupe(ctx context.Context, j *job) verdict {
 		h.nack(ctx, j.d, h.cfg.RejectDelay)
 		return handedBack
 	}
-	byRcv := make(map[string]dedup.Verdict, len(vs))
-	refused := false
+	refused := 0
+	for _, v := range vs {
+		if v != dedup.Admit {
+			refused++
+		}
+	}
+	if refused == 0 {
+		return proceed
+	}
+	byRcv := make(map[string]dedup.Verdict, refused)
 	for i, v := range vs {
 		if v != dedup.Admit {
 			byRcv[req.Receivers[i]] = v
-			refused = true
 		}
-	}
-	if !refused {
-		return proceed
 	}
 	for _, v := range []dedup.Verdict{dedup.ContentDeduplicated, dedup.FrequencyCapped} {
 		h.refuse(StageDedup, j, v.State(), "", func(rcv string) bool { return byRcv[rcv] == v })

@@ -152,3 +152,31 @@ func BenchListPushBatch(b *testing.B, s kv.Store, keys int) {
 	}
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "pushes/s")
 }
+
+// BenchAdmitPairs measures AdmitPairs of size pairs from one goroutine, as
+// push dedup uses it: each pair a fresh first window of limit 1 (content
+// seen for the first time), then one of the benchmark's shared windows (a
+// receiver's daily cap). One op is one batch; pairs/s counts pairs.
+func BenchAdmitPairs(b *testing.B, s kv.Store, size int) {
+	ctx := b.Context()
+	reqs := make([]kv.PairRequest, size)
+	var seq uint64
+	b.ReportAllocs()
+	n := 0
+	for b.Loop() {
+		now := time.Now()
+		for i := range reqs {
+			seq++
+			second := benchReq(seq, now)
+			reqs[i] = kv.PairRequest{
+				First:  kv.WindowRequest{Key: "bench:p:" + second.Member, Member: second.Member, Now: now, Window: benchWindow, Limit: 1},
+				Second: second,
+			}
+		}
+		if _, err := s.AdmitPairs(ctx, reqs); err != nil {
+			b.Fatal(err)
+		}
+		n += size
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "pairs/s")
+}

@@ -52,6 +52,7 @@ func Run(t *testing.T, newStore func(t *testing.T) kv.Store) {
 	all = append(all, onceTests()...)
 	all = append(all, listBatchTests()...)
 	all = append(all, windowTests()...)
+	all = append(all, pairTests()...)
 	all = append(all, concurrencyTests()...)
 	all = append(all, suiteTest{"Ping", func(t *testing.T, s kv.Store) {
 		require.NoError(t, s.Ping(t.Context()))

@@ -98,7 +98,11 @@ type entry struct {
 	win      *window
 }
 
-var _ kv.Store = (*Store)(nil)
+var _ kv.InProcess = (*Store)(nil)
+
+// InProcess marks the store as one whose calls never wait for I/O; see
+// kv.InProcess.
+func (*Store) InProcess() {}
 
 // New returns a Store and starts its sweeper; call Close to stop it.
 func New(opts ...Option) *Store {
@@ -125,7 +129,11 @@ func New(opts ...Option) *Store {
 }
 
 func (s *Store) shardFor(key string) *shard {
-	return &s.shards[maphash.String(s.seed, key)&(shardCount-1)]
+	return &s.shards[s.shardIndex(key)]
+}
+
+func (s *Store) shardIndex(key string) uint64 {
+	return maphash.String(s.seed, key) & (shardCount - 1)
 }
 
 func (s *Store) now() int64 { return s.clock().UnixNano() }

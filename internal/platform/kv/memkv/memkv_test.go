@@ -3,6 +3,7 @@ package memkv
 import (
 	"context"
 	"fmt"
+	"maps"
 	"sync"
 	"testing"
 	"time"
@@ -111,7 +112,7 @@ func TestCloseStopsSweeperAndIsIdempotent(t *testing.T) {
 }
 
 func TestWindowOrdering(t *testing.T) {
-	w := newWindow()
+	w := newWindowEntry().win
 	for _, p := range []struct {
 		m  string
 		at int64
@@ -123,13 +124,58 @@ func TestWindowOrdering(t *testing.T) {
 		got = append(got, p.member)
 	}
 	require.Equal(t, []string{"b", "b2", "c", "a", "d"}, got)
-	require.Len(t, w.idx, 5)
+	require.Nil(t, w.idx, "a small window has no index")
+	require.Equal(t, map[string]int64{"b": 20, "b2": 20, "c": 30, "a": 35, "d": 40}, members(w))
 	w.prune(30)
 	require.Equal(t, 3, w.count())
-	require.Equal(t, map[string]int64{"c": 30, "a": 35, "d": 40}, w.idx)
+	require.Equal(t, map[string]int64{"c": 30, "a": 35, "d": 40}, members(w))
 	w.prune(41)
 	require.Equal(t, 0, w.count())
-	require.Empty(t, w.idx)
+	require.Empty(t, members(w))
+}
+
+// TestWindowIndex grows a window past smallWindow, so it builds its member
+// index, and checks that the index follows every add, move and prune.
+func TestWindowIndex(t *testing.T) {
+	w := newWindowEntry().win
+	want := map[string]int64{}
+	for i := range 2 * smallWindow {
+		m := fmt.Sprint("m", i)
+		w.add(m, int64(100+i))
+		want[m] = int64(100 + i)
+		require.Equal(t, i >= smallWindow, w.idx != nil, "index after %d points", i+1)
+	}
+	require.Equal(t, want, w.idx)
+	w.add("m3", 50) // moved before every other point
+	want["m3"] = 50
+	require.Equal(t, want, w.idx)
+	require.Equal(t, "m3", w.pts[w.head].member)
+	w.prune(104)
+	for m, at := range want {
+		if at < 104 {
+			delete(want, m)
+		}
+	}
+	require.Equal(t, want, w.idx)
+	require.Equal(t, want, members(w))
+	at, ok := w.find("m10")
+	require.True(t, ok)
+	require.EqualValues(t, 110, at)
+	_, ok = w.find("m3")
+	require.False(t, ok)
+}
+
+// members is the window's member -> time, read from its points, and
+// checked against its index when it has one.
+func members(w *window) map[string]int64 {
+	out := map[string]int64{}
+	for _, p := range w.pts[w.head:] {
+		out[p.member] = p.at
+	}
+	if w.idx != nil && !maps.Equal(out, w.idx) {
+		panic(fmt.Sprintf("window index %v disagrees with its points %v", w.idx, out))
+	}
+	return out
 }
 
 // size counts the keys held, expired or not.
@@ -154,6 +200,10 @@ func BenchmarkAdmitSerial(b *testing.B) {
 
 func BenchmarkAdmitBatch100(b *testing.B) {
 	kvtest.BenchAdmitBatch(b, newStore(b), 100)
+}
+
+func BenchmarkAdmitPairs100(b *testing.B) {
+	kvtest.BenchAdmitPairs(b, newStore(b), 100)
 }
 
 func BenchmarkHashIncrOnce1000(b *testing.B) {

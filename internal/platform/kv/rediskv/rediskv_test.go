@@ -169,6 +169,29 @@ func TestRecoversFromLostScripts(t *testing.T) {
 				require.Equal(t, kv.WindowResult{Admitted: true, Count: i/3 + 1}, r, "request %d", i)
 			}
 		}},
+		{"AdmitPairs", func(t *testing.T, s *Store) {
+			now := time.Now()
+			reqs := make([]kv.PairRequest, 2*pairChunk+1)
+			for i := range reqs {
+				m := fmt.Sprint("m", i)
+				reqs[i] = kv.PairRequest{
+					First:  kv.WindowRequest{Key: fmt.Sprint("c", i), Member: m, Now: now, Window: time.Minute, Limit: 1},
+					Second: kv.WindowRequest{Key: "f", Member: m, Now: now, Window: time.Minute, Limit: pairChunk},
+				}
+			}
+			got, err := s.AdmitPairs(ctx, reqs)
+			require.NoError(t, err)
+			for i, r := range got {
+				want := kv.PairAdmitted
+				if i >= pairChunk {
+					want = kv.SecondRefused
+				}
+				require.Equal(t, want, r, "pair %d", i)
+			}
+			exists, err := s.sc.pair.Exists(ctx, s.rdb).Result()
+			require.NoError(t, err)
+			require.Equal(t, []bool{true}, exists)
+		}},
 		{"Others", func(t *testing.T, s *Store) {
 			ok, err := s.CompareAndSwap(ctx, "k", nil, []byte("v"), 0)
 			require.NoError(t, err)
@@ -188,6 +211,34 @@ func TestRecoversFromLostScripts(t *testing.T) {
 			s.sc = newScripts(testenv.UniqueName("salt_"))
 			tc.run(t, s)
 		})
+	}
+}
+
+// TestAdmitPairsLayout: a pair's windows are sorted sets scored in unix
+// microseconds, each expiring its window after the admission; a repeat of
+// the same member changes neither.
+func TestAdmitPairsLayout(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	now := time.Now()
+	req := kv.PairRequest{
+		First:  kv.WindowRequest{Key: "c", Member: "m1", Now: now, Window: time.Minute, Limit: 1},
+		Second: kv.WindowRequest{Key: "f", Member: "m1", Now: now.Add(-time.Hour), Window: 2 * time.Hour, Limit: 5},
+	}
+	got, err := s.AdmitPairs(ctx, []kv.PairRequest{req, req})
+	require.NoError(t, err)
+	require.Equal(t, []kv.PairResult{kv.PairAdmitted, kv.PairAdmitted}, got)
+	for key, want := range map[string]struct {
+		score float64
+		ttl   time.Duration
+	}{"c": {float64(now.UnixMicro()), time.Minute}, "f": {float64(now.Add(-time.Hour).UnixMicro()), 2 * time.Hour}} {
+		zs, err := s.rdb.ZRangeWithScores(ctx, s.prefix+key, 0, -1).Result()
+		require.NoError(t, err)
+		require.Equal(t, []redis.Z{{Score: want.score, Member: "m1"}}, zs, key)
+		ttl, err := s.rdb.PTTL(ctx, s.prefix+key).Result()
+		require.NoError(t, err)
+		require.Greater(t, ttl, want.ttl-10*time.Second, key)
+		require.LessOrEqual(t, ttl, want.ttl, key)
 	}
 }
 
@@ -278,6 +329,10 @@ func BenchmarkAdmitBatch100OneCallPerRequest(b *testing.B) {
 		n += len(reqs)
 	}
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "admits/s")
+}
+
+func BenchmarkAdmitPairs100(b *testing.B) {
+	kvtest.BenchAdmitPairs(b, newStore(b), 100)
 }
 
 func BenchmarkHashIncrOnce1000(b *testing.B) {

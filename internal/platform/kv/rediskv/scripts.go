@@ -167,13 +167,85 @@ end
 return out
 `
 
+// pairSrc runs AdmitPairs requests, each atomically: a window, then the
+// second only if the first admitted. The windows of a call mostly share
+// their parameters (one Now, one rule), so those come once, as specs:
+// ARGV[1] is the number of specs, then four values per spec — now in unix
+// microseconds, the lowest score still live (now-window, built in Go, as in
+// admitSrc), limit, and the key's ttl in ms. Then, per pair: its number of
+// windows, the first window's member and spec, and for a second window its
+// member ("" when it is the first's) and spec. KEYS holds each pair's one or
+// two window keys in turn.
+//
+// A window below its limit adds the member with ZADD NX (one that was
+// there already is admitted as it is when its entry is live, and moved to
+// now when it is stale); a full window admits a member with a live entry as
+// it is (ZSCORE), else prunes, recounts and adds. An addition then sets
+// PEXPIREAT (the server's time at the script's start plus the ttl: what
+// PEXPIRE would set, without its rewrite for replication). A window below
+// its limit is not pruned: stale entries only overcount, and they are
+// pruned as soon as the count matters. So the usual admission, of a new
+// member below the limit, costs ZCARD, ZADD and PEXPIREAT. The first
+// command on each key runs under pcall, so a key of another type fails only
+// its own pair.
+//
+// It answers one element per pair: 0 admitted, 1 the first window refused,
+// 2 the second refused, or the error's text.
+const pairSrc = `
+local t = redis.call('TIME')
+local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local spec = {}
+local p = 2
+for i = 1, tonumber(ARGV[1]) do
+  local ttl = tonumber(ARGV[p + 3])
+  spec[i] = {ARGV[p], ARGV[p + 1], tonumber(ARGV[p + 1]), tonumber(ARGV[p + 2]), string.format('%.0f', ms + ttl)}
+  p = p + 4
+end
+local function admit(key, member, s)
+  local n = redis.pcall('ZCARD', key)
+  if type(n) == 'table' then return n.err end
+  if n >= s[4] then
+    local sc = redis.call('ZSCORE', key, member)
+    if sc and tonumber(sc) >= s[3] then return 1 end
+    n = n - redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. s[2])
+    if n >= s[4] then return 0 end
+    redis.call('ZADD', key, s[1], member)
+  elseif redis.call('ZADD', key, 'NX', s[1], member) == 0 then
+    if tonumber(redis.call('ZSCORE', key, member)) >= s[3] then return 1 end
+    redis.call('ZADD', key, s[1], member)
+  end
+  redis.call('PEXPIREAT', key, s[5])
+  return 1
+end
+local out = {}
+local k = 1
+while p <= #ARGV do
+  local w, m = tonumber(ARGV[p]), ARGV[p + 1]
+  local r = admit(KEYS[k], m, spec[tonumber(ARGV[p + 2])])
+  if r == 0 then
+    r = 1
+  elseif r == 1 then
+    r = 0
+    if w == 2 then
+      local m2 = ARGV[p + 3]
+      if m2 == '' then m2 = m end
+      r = admit(KEYS[k + 1], m2, spec[tonumber(ARGV[p + 4])])
+      if r == 0 then r = 2 elseif r == 1 then r = 0 end
+    end
+  end
+  out[#out + 1] = r
+  k, p = k + w, p + 1 + 2 * w
+end
+return out
+`
+
 // scripts are the Lua scripts a Store runs by SHA.
 type scripts struct {
-	cas, incr, listPush, hashIncr, admit, hashOnce, listBatch *redis.Script
+	cas, incr, listPush, hashIncr, admit, hashOnce, listBatch, pair *redis.Script
 	// admitSrc is admit's source, reloaded through a pipeline after NOSCRIPT
 	// (Script.Load cannot be pipelined: it reads the reply at once); so are
-	// hashOnceSrc and listBatchSrc.
-	admitSrc, hashOnceSrc, listBatchSrc string
+	// hashOnceSrc, listBatchSrc and pairSrc.
+	admitSrc, hashOnceSrc, listBatchSrc, pairSrc string
 }
 
 // newScripts builds the scripts; a non-empty salt (tests only) changes every
@@ -197,9 +269,11 @@ func newScripts(salt string) scripts {
 		hashOnceSrc:  salted(hashOnceSrc),
 		listBatch:    redis.NewScript(salted(listBatchSrc)),
 		listBatchSrc: salted(listBatchSrc),
+		pair:         redis.NewScript(salted(pairSrc)),
+		pairSrc:      salted(pairSrc),
 	}
 }
 
 func (s scripts) all() []*redis.Script {
-	return []*redis.Script{s.cas, s.incr, s.listPush, s.hashIncr, s.admit, s.hashOnce, s.listBatch}
+	return []*redis.Script{s.cas, s.incr, s.listPush, s.hashIncr, s.admit, s.hashOnce, s.listBatch, s.pair}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -149,4 +150,92 @@ func (s *Store) AdmitBatch(ctx context.Context, reqs []kv.WindowRequest) ([]kv.W
 
 func isNoScript(err error) bool {
 	return err != nil && (errors.Is(err, redis.ErrNoScript) || redis.HasErrorPrefix(err, "NOSCRIPT"))
+}
+
+// pairChunk is how many pairs one script call carries; a pair costs up to
+// a dozen commands inside the script, so a call stays well under a
+// millisecond.
+const pairChunk = 32
+
+// AdmitPairs sends the pairs in chunks of pairChunk, one script call per
+// chunk, all in a single pipeline (see pairSrc).
+func (s *Store) AdmitPairs(ctx context.Context, reqs []kv.PairRequest) ([]kv.PairResult, error) {
+	for i, r := range reqs {
+		if err := r.Validate(); err != nil {
+			return nil, fmt.Errorf("rediskv: admit pairs request %d: %w", i, err)
+		}
+	}
+	out := make([]kv.PairResult, len(reqs))
+	if len(reqs) == 0 {
+		return out, nil
+	}
+	calls := make([]*scriptCall, 0, (len(reqs)+pairChunk-1)/pairChunk)
+	for from := 0; from < len(reqs); from += pairChunk {
+		calls = append(calls, s.pairCall(reqs, from, min(from+pairChunk, len(reqs))))
+	}
+	s.evalPipelined(ctx, s.sc.pair, s.sc.pairSrc, calls)
+	var first error
+	for _, c := range calls {
+		got, i, err := replies("admitpairs", reqs[c.from].First.Key, c)
+		if err != nil {
+			if first == nil {
+				first = fmt.Errorf("rediskv: admit pairs request %d: %w", c.from+i, err)
+			}
+			continue
+		}
+		for j, v := range got {
+			out[c.from+j] = kv.PairResult(v)
+		}
+	}
+	if first != nil {
+		return nil, first
+	}
+	return out, nil
+}
+
+// windowSpec is what the windows of a call share: all of a request but its
+// key and member.
+type windowSpec struct {
+	now    time.Time
+	window time.Duration
+	limit  int
+}
+
+// pairCall builds the script call of reqs[from:to] (see pairSrc): the
+// distinct specs first, then each pair's members and spec numbers.
+func (s *Store) pairCall(reqs []kv.PairRequest, from, to int) *scriptCall {
+	var specs []windowSpec
+	specOf := func(r kv.WindowRequest) int {
+		sp := windowSpec{r.Now, r.Window, r.Limit}
+		for i, x := range specs {
+			if x.now.Equal(sp.now) && x.window == sp.window && x.limit == sp.limit {
+				return i + 1
+			}
+		}
+		specs = append(specs, sp)
+		return len(specs)
+	}
+	c := &scriptCall{from: from, to: to, keys: make([]string, 0, 2*(to-from))}
+	pairs := make([]any, 0, 5*(to-from))
+	for _, r := range reqs[from:to] {
+		c.keys = append(c.keys, s.key(r.First.Key))
+		if r.Second.Key == "" {
+			pairs = append(pairs, 1, r.First.Member, specOf(r.First))
+			continue
+		}
+		c.keys = append(c.keys, s.key(r.Second.Key))
+		m2 := r.Second.Member
+		if m2 == r.First.Member {
+			m2 = ""
+		}
+		pairs = append(pairs, 2, r.First.Member, specOf(r.First), m2, specOf(r.Second))
+	}
+	c.args = make([]any, 0, 1+4*len(specs)+len(pairs))
+	c.args = append(c.args, len(specs))
+	for _, sp := range specs {
+		now := sp.now.UnixMicro()
+		c.args = append(c.args, now, strconv.FormatInt(now-sp.window.Microseconds(), 10), sp.limit, millis(sp.window))
+	}
+	c.args = append(c.args, pairs...)
+	return c
 }
