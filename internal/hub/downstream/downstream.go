@@ -62,6 +62,16 @@ type Config struct {
 	// minimum to the maximum, with jitter. Defaults 200ms and 10s.
 	WatchRetryMin time.Duration
 	WatchRetryMax time.Duration
+	// BatchInFlight is how many waybill calls run at once before further
+	// lookups queue and share one BatchGetWaybills call (see batcher);
+	// default 1. Negative: never batch, every lookup its own call.
+	BatchInFlight int
+	// BatchMax bounds the waybills of one batch call; default 64, at most
+	// 500 (the order centre's limit).
+	BatchMax int
+	// BatchWait is the longest a queued lookup waits for a running call to
+	// end before it sends the queue itself; default 1ms.
+	BatchWait time.Duration
 	// Now is the clock of the caches; default time.Now.
 	Now func() time.Time
 }
@@ -81,6 +91,16 @@ func (c Config) withDefaults() Config {
 	}
 	if c.WatchRetryMax < c.WatchRetryMin {
 		c.WatchRetryMax = c.WatchRetryMin
+	}
+	if c.BatchInFlight == 0 {
+		c.BatchInFlight = 1
+	}
+	if c.BatchMax <= 0 {
+		c.BatchMax = 64
+	}
+	c.BatchMax = min(c.BatchMax, maxWaybillBatch)
+	if c.BatchWait <= 0 {
+		c.BatchWait = time.Millisecond
 	}
 	if c.Now == nil {
 		c.Now = time.Now

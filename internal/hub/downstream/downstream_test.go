@@ -2,6 +2,7 @@ package downstream
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -57,7 +58,7 @@ func newClient(t *testing.T, injection string, cfg Config) *GRPC {
 
 // newSandbox is newClient that also serves the sandbox's HTTP API (its
 // admin endpoints change basic data) and returns its base URL.
-func newSandbox(t *testing.T, injection string, cfg Config) (*GRPC, string) {
+func newSandbox(t *testing.T, injection string, cfg Config, opts ...Option) (*GRPC, string) {
 	t.Helper()
 	inj, err := sandbox.ParseInjection(injection)
 	require.NoError(t, err)
@@ -72,7 +73,7 @@ func newSandbox(t *testing.T, injection string, cfg Config) (*GRPC, string) {
 	mux := http.NewServeMux()
 	sb.RegisterHTTP(mux)
 	hs := httptest.NewServer(mux)
-	c, err := Dial(context.Background(), srv.Addr().String(), cfg)
+	c, err := Dial(context.Background(), srv.Addr().String(), cfg, opts...)
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		hs.Close()
@@ -179,4 +180,123 @@ func TestRouteCache(t *testing.T) {
 	_, err = c.Route(ctx, "SGFM01", "ZZ99")
 	require.Error(t, err)
 	require.Equal(t, int64(4), calls.Load(), "a failed lookup is not cached")
+}
+
+// TestBatchCallsAnswerAsSingleCalls asks the sandbox for waybills, billing
+// verdicts and delivery statuses in one batch call and in one single call
+// each: every answer, and every refusal, is the same.
+func TestBatchCallsAnswerAsSingleCalls(t *testing.T) {
+	ctx := context.Background()
+	c, base := newSandbox(t, "none", Config{})
+	blocked := createWaybill(t, base, "MYFM01", "MYLM01")
+	put(t, base+"/sandbox/v1/admin/waybills/"+blocked+"/billing", `{"blocked":true,"reasonCode":"unpaid_shipping_fee"}`)
+	put(t, base+"/sandbox/v1/admin/waybills/"+blocked+"/delivery-status", `{"status":"on_hold","reason":"customs"}`)
+	nos := []string{createWaybill(t, base, "SGFM01", "SGLM01"), "WPSG0000000000", blocked}
+
+	waybills, err := c.fetchWaybills(ctx, nos)
+	require.NoError(t, err)
+	statuses, err := c.fetchStatuses(ctx, nos)
+	require.NoError(t, err)
+	keys := make([]billingKey, len(nos))
+	for i, no := range nos {
+		keys[i] = billingKey{no, "SGFM01", hub.OpInbound}
+	}
+	verdicts, err := c.fetchBillings(ctx, keys)
+	require.NoError(t, err)
+	for i, no := range nos {
+		w, err := c.fetchWaybill(ctx, no)
+		require.Equal(t, batchResult[hub.Waybill]{w, err}, waybills[i], no)
+		st, err := c.fetchStatus(ctx, no)
+		require.Equal(t, batchResult[hub.DeliveryStatus]{st, err}, statuses[i], no)
+		v, err := c.fetchBilling(ctx, keys[i])
+		require.Equal(t, batchResult[hub.BillingVerdict]{v, err}, verdicts[i], no)
+	}
+	require.Equal(t, nos[0], waybills[0].val.No)
+	r, ok := hub.AsRefusal(waybills[1].err)
+	require.True(t, ok)
+	require.Equal(t, hub.CodeUnknownWaybill, r.Code)
+	require.Equal(t, hub.BillingVerdict{ReasonCode: "unpaid_shipping_fee", Message: "billing blocks waybill " + blocked}, verdicts[2].val)
+	require.Equal(t, hub.DeliveryStatus{Status: hub.DeliveryOnHold, Reason: "customs"}, statuses[2].val)
+
+	// A failing downstream fails the batch as it fails a single call.
+	down, _ := newSandbox(t, "errors=*:1", Config{})
+	_, oneErr := down.fetchWaybill(ctx, nos[0])
+	_, batchErr := down.fetchWaybills(ctx, nos)
+	r, ok = hub.AsRefusal(batchErr)
+	require.True(t, ok, "%v", batchErr)
+	require.Equal(t, hub.CodeDownstreamUnavailable, r.Code)
+	require.Equal(t, oneErr, batchErr)
+	_, oneErr = down.fetchBilling(ctx, keys[0])
+	_, batchErr = down.fetchBillings(ctx, keys)
+	require.Equal(t, oneErr, batchErr)
+	_, oneErr = down.fetchStatus(ctx, nos[0])
+	_, batchErr = down.fetchStatuses(ctx, nos)
+	require.Equal(t, oneErr, batchErr)
+}
+
+func put(t *testing.T, url, body string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPut, url, strings.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	_ = resp.Body.Close()
+	require.Less(t, resp.StatusCode, 300, url)
+}
+
+// TestConcurrentWaybillLookups looks up many waybills at once, more than
+// one call can carry: each gets its own waybill, the unknown one its
+// refusal, and calls were shared.
+func TestConcurrentWaybillLookups(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	c, base := newSandbox(t, "order=2ms", Config{BatchMax: 4, BatchWait: time.Second}, WithRegisterer(reg))
+	nos := []string{"WPSG0000000000"}
+	for range 12 {
+		nos = append(nos, createWaybill(t, base, "SGFM01", "SGLM01"))
+	}
+	type res struct {
+		no  string
+		got hub.Waybill
+		err error
+	}
+	out := make(chan res, len(nos)*2)
+	for range 2 {
+		for _, no := range nos {
+			go func() {
+				w, err := c.Waybill(context.Background(), no)
+				out <- res{no, w, err}
+			}()
+		}
+	}
+	for range len(nos) * 2 {
+		r := <-out
+		if r.no == nos[0] {
+			ref, ok := hub.AsRefusal(r.err)
+			require.True(t, ok, "%v", r.err)
+			require.Equal(t, hub.CodeUnknownWaybill, ref.Code)
+			continue
+		}
+		require.NoError(t, r.err)
+		require.Equal(t, r.no, r.got.No)
+	}
+	calls := counter(t, reg, "waypost_hub_downstream_batch_calls_total", kindWaybill)
+	lookups := counter(t, reg, "waypost_hub_downstream_batch_lookups_total", kindWaybill)
+	require.Equal(t, float64(len(nos)*2), lookups)
+	require.Less(t, calls, lookups, "lookups shared calls")
+}
+
+// createWaybill creates a waybill in the sandbox over its HTTP API.
+func createWaybill(t *testing.T, base, from, to string) string {
+	t.Helper()
+	body := `{"originStation":"` + from + `","destinationStation":"` + to +
+		`","type":"standard","service":"standard","weightGrams":1000,"receiver":{"name":"A","phone":"+6590000000","address":"1 Road"}}`
+	resp, err := http.Post(base+"/sandbox/v1/waybills", "application/json", strings.NewReader(body))
+	require.NoError(t, err)
+	defer func() { _ = resp.Body.Close() }()
+	var out struct{ Waybill string }
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&out))
+	require.Equal(t, http.StatusCreated, resp.StatusCode)
+	require.NotEmpty(t, out.Waybill)
+	return out.Waybill
 }

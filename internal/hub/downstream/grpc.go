@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"sync/atomic"
 
@@ -35,6 +36,9 @@ type GRPC struct {
 	delivery  deliveryv1.DeliveryServiceClient
 	linehaul  linehaulv1.LinehaulServiceClient
 
+	waybills *batcher[string, hub.Waybill]
+	billings *batcher[billingKey, hub.BillingVerdict]
+	statuses *batcher[string, hub.DeliveryStatus]
 	stations *lookup[hub.Station]
 	routes   *lookup[[]string]
 	plans    *lookup[hub.SortPlan]
@@ -97,6 +101,15 @@ func New(conn *grpc.ClientConn, cfg Config, opts ...Option) (*GRPC, error) {
 		delivery:  deliveryv1.NewDeliveryServiceClient(conn),
 		linehaul:  linehaulv1.NewLinehaulServiceClient(conn),
 	}
+	g.waybills = &batcher[string, hub.Waybill]{max: cfg.BatchMax, inFlight: cfg.BatchInFlight, maxWait: cfg.BatchWait,
+		service: "order centre", one: g.fetchWaybill, many: g.fetchWaybills, met: met.batch(kindWaybill)}
+	g.billings = &batcher[billingKey, hub.BillingVerdict]{max: cfg.BatchMax, inFlight: cfg.BatchInFlight,
+		maxWait: cfg.BatchWait, service: "billing", one: g.fetchBilling, many: g.fetchBillings, met: met.batch(kindBilling)}
+	g.statuses = &batcher[string, hub.DeliveryStatus]{max: cfg.BatchMax, inFlight: cfg.BatchInFlight,
+		maxWait: cfg.BatchWait, service: "delivery", one: g.fetchStatus, many: g.fetchStatuses, met: met.batch(kindDelivery)}
+	if cfg.BatchInFlight < 0 {
+		g.waybills.inFlight, g.billings.inFlight, g.statuses.inFlight = math.MaxInt, math.MaxInt, math.MaxInt
+	}
 	g.stations = newLookup(kindStation, cfg, logger, met, g.fetchStation, nil)
 	g.routes = newLookup(kindRoute, cfg, logger, met, g.fetchRoute, slices.Clone[[]string])
 	g.plans = newLookup(kindSortPlan, cfg, logger, met, g.fetchSortPlan, cloneSortPlan)
@@ -112,15 +125,52 @@ func (g *GRPC) call(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, g.cfg.CallTimeout)
 }
 
-// Waybill returns a waybill from the order centre.
+// maxWaybillBatch is the order centre's limit of waybills per
+// BatchGetWaybills call.
+const maxWaybillBatch = 500
+
+// Waybill returns a waybill from the order centre, fetched for this lookup:
+// concurrent lookups share a BatchGetWaybills call (see batcher), but an
+// answer is never reused for a later lookup, since a waybill may change.
 func (g *GRPC) Waybill(ctx context.Context, no string) (hub.Waybill, error) {
+	return g.waybills.get(ctx, no)
+}
+
+func (g *GRPC) fetchWaybill(ctx context.Context, no string) (hub.Waybill, error) {
 	cctx, cancel := g.call(ctx)
 	defer cancel()
 	resp, err := g.order.GetWaybill(cctx, &orderv1.GetWaybillRequest{WaybillNo: no})
 	if err != nil {
 		return hub.Waybill{}, translate(cctx, "order centre", hub.CodeUnknownWaybill, err)
 	}
-	w := resp.GetWaybill()
+	return waybillOf(resp.GetWaybill()), nil
+}
+
+// fetchWaybills asks for several waybills in one call; a number the order
+// centre does not know is refused as GetWaybill refuses it.
+func (g *GRPC) fetchWaybills(ctx context.Context, nos []string) ([]batchResult[hub.Waybill], error) {
+	cctx, cancel := g.call(ctx)
+	defer cancel()
+	resp, err := g.order.BatchGetWaybills(cctx, &orderv1.BatchGetWaybillsRequest{WaybillNos: nos})
+	if err != nil {
+		return nil, translate(cctx, "order centre", hub.CodeUnknownWaybill, err)
+	}
+	found := make(map[string]*orderv1.Waybill, len(resp.GetWaybills()))
+	for _, w := range resp.GetWaybills() {
+		found[w.GetWaybillNo()] = w
+	}
+	out := make([]batchResult[hub.Waybill], len(nos))
+	for i, no := range nos {
+		if w, ok := found[no]; ok {
+			out[i].val = waybillOf(w)
+		} else {
+			out[i].err = unknownWaybill(no)
+		}
+	}
+	return out, nil
+}
+
+func waybillOf(w *orderv1.Waybill) hub.Waybill {
 	return hub.Waybill{
 		No: w.GetWaybillNo(), Market: w.GetMarket(), Origin: w.GetOriginStation(),
 		Destination: w.GetDestinationStation(), Type: w.GetWaybillType(), Service: w.GetService(),
@@ -128,29 +178,103 @@ func (g *GRPC) Waybill(ctx context.Context, no string) (hub.Waybill, error) {
 		Receiver: hub.Receiver{Name: w.GetReceiver().GetName(), Phone: w.GetReceiver().GetPhone(),
 			Address: w.GetReceiver().GetAddress()},
 		CreatedAt: w.GetCreateTime().AsTime(),
-	}, nil
+	}
 }
 
-// CheckBilling asks billing whether the parcel may move on.
+// billingKey is one billing check.
+type billingKey struct{ waybill, station, operation string }
+
+// CheckBilling asks billing whether the parcel may move on; concurrent
+// checks share a BatchCheck call, never a cached verdict.
 func (g *GRPC) CheckBilling(ctx context.Context, waybill, station, operation string) (hub.BillingVerdict, error) {
+	return g.billings.get(ctx, billingKey{waybill, station, operation})
+}
+
+func (g *GRPC) fetchBilling(ctx context.Context, k billingKey) (hub.BillingVerdict, error) {
 	cctx, cancel := g.call(ctx)
 	defer cancel()
-	resp, err := g.billing.Check(cctx, &billingv1.CheckRequest{WaybillNo: waybill, Station: station, Operation: operation})
+	resp, err := g.billing.Check(cctx, &billingv1.CheckRequest{WaybillNo: k.waybill, Station: k.station, Operation: k.operation})
 	if err != nil {
 		return hub.BillingVerdict{}, translate(cctx, "billing", hub.CodeUnknownWaybill, err)
 	}
-	return hub.BillingVerdict{OK: resp.GetOk(), ReasonCode: resp.GetReasonCode(), Message: resp.GetMessage()}, nil
+	return billingVerdict(resp), nil
 }
 
-// DeliveryStatus returns the parcel's delivery status.
+func (g *GRPC) fetchBillings(ctx context.Context, keys []billingKey) ([]batchResult[hub.BillingVerdict], error) {
+	cctx, cancel := g.call(ctx)
+	defer cancel()
+	req := &billingv1.BatchCheckRequest{Checks: make([]*billingv1.CheckRequest, len(keys))}
+	for i, k := range keys {
+		req.Checks[i] = &billingv1.CheckRequest{WaybillNo: k.waybill, Station: k.station, Operation: k.operation}
+	}
+	resp, err := g.billing.BatchCheck(cctx, req)
+	if err != nil {
+		return nil, translate(cctx, "billing", hub.CodeUnknownWaybill, err)
+	}
+	if len(resp.GetResults()) != len(keys) {
+		return nil, fmt.Errorf("billing: %d results for %d checks", len(resp.GetResults()), len(keys))
+	}
+	out := make([]batchResult[hub.BillingVerdict], len(keys))
+	for i, r := range resp.GetResults() {
+		if r.GetNotFound() {
+			out[i].err = unknownWaybill(keys[i].waybill)
+		} else {
+			out[i].val = billingVerdict(r.GetVerdict())
+		}
+	}
+	return out, nil
+}
+
+func billingVerdict(r *billingv1.CheckResponse) hub.BillingVerdict {
+	return hub.BillingVerdict{OK: r.GetOk(), ReasonCode: r.GetReasonCode(), Message: r.GetMessage()}
+}
+
+// unknownWaybill is the refusal of a waybill a batch call reports missing,
+// worded as the sandbox words a single call's NOT_FOUND.
+func unknownWaybill(no string) error {
+	return &hub.Refusal{Code: hub.CodeUnknownWaybill, Message: fmt.Sprintf("waybill %q: unknown waybill", no)}
+}
+
+// DeliveryStatus returns the parcel's delivery status; concurrent lookups
+// share a BatchGetStatus call, never a cached status.
 func (g *GRPC) DeliveryStatus(ctx context.Context, waybill string) (hub.DeliveryStatus, error) {
+	return g.statuses.get(ctx, waybill)
+}
+
+func (g *GRPC) fetchStatus(ctx context.Context, waybill string) (hub.DeliveryStatus, error) {
 	cctx, cancel := g.call(ctx)
 	defer cancel()
 	resp, err := g.delivery.GetStatus(cctx, &deliveryv1.GetStatusRequest{WaybillNo: waybill})
 	if err != nil {
 		return hub.DeliveryStatus{}, translate(cctx, "delivery", hub.CodeUnknownWaybill, err)
 	}
-	return hub.DeliveryStatus{Status: deliveryStatus(resp.GetStatus()), Reason: resp.GetReason()}, nil
+	return deliveryStatusOf(resp), nil
+}
+
+func (g *GRPC) fetchStatuses(ctx context.Context, nos []string) ([]batchResult[hub.DeliveryStatus], error) {
+	cctx, cancel := g.call(ctx)
+	defer cancel()
+	resp, err := g.delivery.BatchGetStatus(cctx, &deliveryv1.BatchGetStatusRequest{WaybillNos: nos})
+	if err != nil {
+		return nil, translate(cctx, "delivery", hub.CodeUnknownWaybill, err)
+	}
+	found := make(map[string]*deliveryv1.GetStatusResponse, len(resp.GetStatuses()))
+	for _, st := range resp.GetStatuses() {
+		found[st.GetWaybillNo()] = st
+	}
+	out := make([]batchResult[hub.DeliveryStatus], len(nos))
+	for i, no := range nos {
+		if st, ok := found[no]; ok {
+			out[i].val = deliveryStatusOf(st)
+		} else {
+			out[i].err = unknownWaybill(no)
+		}
+	}
+	return out, nil
+}
+
+func deliveryStatusOf(r *deliveryv1.GetStatusResponse) hub.DeliveryStatus {
+	return hub.DeliveryStatus{Status: deliveryStatus(r.GetStatus()), Reason: r.GetReason()}
 }
 
 func deliveryStatus(s deliveryv1.DeliveryStatus) string {

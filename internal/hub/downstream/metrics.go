@@ -13,12 +13,16 @@ const (
 	kindStation  = "station"
 	kindRoute    = "route"
 	kindSortPlan = "sort_plan"
+	kindWaybill  = "waybill"
+	kindBilling  = "billing"
+	kindDelivery = "delivery"
 )
 
 // clientMetrics counts what the basic data lookups and the change stream do.
 type clientMetrics struct {
 	hits, executed, shared, abandoned *prometheus.CounterVec
 	changes                           *prometheus.CounterVec
+	batchCalls, batchKeys             *prometheus.CounterVec
 	resubscribes                      prometheus.Counter
 }
 
@@ -37,6 +41,10 @@ func (m *clientMetrics) kind(kind string) lookupMetrics {
 	}
 }
 
+func (m *clientMetrics) batch(kind string) batchMetrics {
+	return batchMetrics{calls: m.batchCalls.WithLabelValues(kind), keys: m.batchKeys.WithLabelValues(kind)}
+}
+
 // newClientMetrics registers the counters on reg; nil keeps them in a
 // throwaway registry. A second client on the same registerer shares the
 // first one's counters.
@@ -51,6 +59,8 @@ func newClientMetrics(reg prometheus.Registerer) (*clientMetrics, error) {
 		{&m.executed, "waypost_hub_downstream_calls_executed_total", "Basic data lookups that called basic data, by kind."},
 		{&m.shared, "waypost_hub_downstream_calls_shared_total", "Basic data lookups answered by a call another lookup started, by kind."},
 		{&m.abandoned, "waypost_hub_downstream_lookups_abandoned_total", "Basic data lookups whose caller's context ended before the (shared) call answered, by kind."},
+		{&m.batchCalls, "waypost_hub_downstream_batch_calls_total", "Calls made for lookups that may share a call (waybill, billing, delivery), by kind; lookups_total / calls_total is the mean batch."},
+		{&m.batchKeys, "waypost_hub_downstream_batch_lookups_total", "Lookups answered by those calls, by kind."},
 		{&m.changes, "waypost_hub_downstream_changes_total", "Basic data changes received on the change stream, by kind (station_updated, sort_plan_published, other)."},
 	} {
 		vec, err := metrics.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{Name: c.name, Help: c.help}, []string{"kind"}))

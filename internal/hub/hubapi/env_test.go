@@ -58,6 +58,8 @@ type envOpts struct {
 	// watch follows basic data's change stream, as `up` does: sort plans
 	// are cached while it runs.
 	watch bool
+	// dsReg, when set, is where the downstream client's metrics go.
+	dsReg prometheus.Registerer
 }
 
 // flows are the flows the suites run under: each must answer the same.
@@ -84,7 +86,7 @@ func newEnv(t testing.TB, o envOpts) *env {
 
 	srv, err := grpcx.Listen("127.0.0.1:0", nil)
 	require.NoError(t, err)
-	ds, err := downstream.Dial(ctx, srv.Addr().String(), o.ds)
+	ds, err := downstream.Dial(ctx, srv.Addr().String(), o.ds, downstream.WithRegisterer(o.dsReg))
 	require.NoError(t, err)
 	hubDB := sqltest.New(t, o.dialect, store.Migrations())
 	api, err := New(hubDB, ds, Config{Flow: flow.Config{Tracking: o.tracking}}, nil, prometheus.NewRegistry())

@@ -65,6 +65,11 @@ func (s *store) createWaybill(ctx context.Context, w *Waybill) error {
 			return err
 		}
 		if inserted > 0 {
+			// Write-through: the hub asks for a new waybill at once (inbound),
+			// so the row goes into the cache as written. writeMu is held, so
+			// no other write can come between.
+			gen, at := s.wbCache.generation()
+			s.wbCache.keep(*w, gen, at)
 			return nil
 		}
 		if attempt == 5 {
@@ -126,37 +131,54 @@ func (s *store) waybill(ctx context.Context, no string, withTrack bool) (*Waybil
 // waybills loads the known waybills among nos, keyed by number.
 func (s *store) waybills(ctx context.Context, nos []string, withTrack bool) (map[string]*Waybill, error) {
 	out := make(map[string]*Waybill, len(nos))
-	if len(nos) == 0 {
-		return out, nil
-	}
-	ph := strings.TrimSuffix(strings.Repeat("?,", len(nos)), ",")
-	args := make([]any, len(nos))
-	for i, no := range nos {
-		args[i] = no
-	}
-	rows, err := s.read().QueryContext(ctx, s.q("SELECT "+waybillCols+" FROM sandbox_waybills WHERE waybill_no IN ("+ph+")"), args...)
-	if err != nil {
-		return nil, fmt.Errorf("sandbox: batch load waybills: %w", err)
-	}
-	defer func() { _ = rows.Close() }()
-	for rows.Next() {
-		w, err := scanWaybill(rows)
-		if err != nil {
-			return nil, fmt.Errorf("sandbox: scan waybill: %w", err)
+	// Rows in the cache are answered from it, as waybill does; the rest
+	// are read in one query.
+	var args []any
+	for _, no := range nos {
+		if c, ok := s.wbCache.get(no); ok {
+			out[no] = &c
+		} else {
+			args = append(args, no)
 		}
-		out[w.WaybillNo] = w
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sandbox: batch load waybills: %w", err)
+	if len(args) > 0 {
+		if err := s.loadWaybills(ctx, args, out); err != nil {
+			return nil, err
+		}
 	}
 	if withTrack {
 		for no, w := range out {
+			var err error
 			if w.Track, err = s.track(ctx, no); err != nil {
 				return nil, err
 			}
 		}
 	}
 	return out, nil
+}
+
+// loadWaybills reads the rows of the waybill numbers in args into out,
+// keeping them in the cache.
+func (s *store) loadWaybills(ctx context.Context, args []any, out map[string]*Waybill) error {
+	gen, at := s.wbCache.generation()
+	ph := strings.TrimSuffix(strings.Repeat("?,", len(args)), ",")
+	rows, err := s.read().QueryContext(ctx, s.q("SELECT "+waybillCols+" FROM sandbox_waybills WHERE waybill_no IN ("+ph+")"), args...)
+	if err != nil {
+		return fmt.Errorf("sandbox: batch load waybills: %w", err)
+	}
+	defer func() { _ = rows.Close() }()
+	for rows.Next() {
+		w, err := scanWaybill(rows)
+		if err != nil {
+			return fmt.Errorf("sandbox: scan waybill: %w", err)
+		}
+		s.wbCache.keep(*w, gen, at)
+		out[w.WaybillNo] = w
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("sandbox: batch load waybills: %w", err)
+	}
+	return nil
 }
 
 // track loads a waybill's events in sequence order.

@@ -87,3 +87,26 @@ func TestSortPlanSnapshot(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, int64(1), old.Version, "older versions are read from the database")
 }
+
+// TestCreatedWaybillIsCachedAsStored: a new waybill goes into the cache
+// as it is written, and what the cache answers is what the row reads.
+func TestCreatedWaybillIsCachedAsStored(t *testing.T) {
+	ctx := context.Background()
+	db := sqltest.New(t, sqldb.SQLite, Migrations())
+	now := func() time.Time { return time.Date(2026, 11, 29, 9, 30, 0, 123456789, time.UTC) }
+	s := newStore(db, now)
+	w := &Waybill{Market: "SG", OriginStation: "SGFM01", DestinationStation: "SGLM01", Type: "standard",
+		Service: "express", WeightGrams: 1200, CODAmount: 500, Currency: "SGD",
+		Receiver: Receiver{Name: "Nguyễn Thị Lan", Phone: "+6591234567", Address: "10 Jalan Skudai"}}
+	require.NoError(t, s.createWaybill(ctx, w))
+	cached, ok := s.wbCache.get(w.WaybillNo)
+	require.True(t, ok, "kept on create")
+	stored, err := scanWaybill(s.read().QueryRowContext(ctx, s.q("SELECT "+waybillCols+" FROM sandbox_waybills WHERE waybill_no = ?"), w.WaybillNo))
+	require.NoError(t, err)
+	require.Equal(t, *stored, cached)
+
+	require.NoError(t, s.setStatus(ctx, w.WaybillNo, StatusOnHold, "customs"))
+	got, err := s.waybill(ctx, w.WaybillNo, false)
+	require.NoError(t, err)
+	require.Equal(t, StatusOnHold, got.Status, "a later write still drops it")
+}

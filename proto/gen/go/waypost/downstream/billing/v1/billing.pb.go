@@ -148,6 +148,150 @@ func (x *CheckResponse) GetMessage() string {
 	return ""
 }
 
+// BatchCheckRequest carries up to 500 checks.
+type BatchCheckRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Checks        []*CheckRequest        `protobuf:"bytes,1,rep,name=checks,proto3" json:"checks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BatchCheckRequest) Reset() {
+	*x = BatchCheckRequest{}
+	mi := &file_waypost_downstream_billing_v1_billing_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BatchCheckRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BatchCheckRequest) ProtoMessage() {}
+
+func (x *BatchCheckRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_waypost_downstream_billing_v1_billing_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BatchCheckRequest.ProtoReflect.Descriptor instead.
+func (*BatchCheckRequest) Descriptor() ([]byte, []int) {
+	return file_waypost_downstream_billing_v1_billing_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *BatchCheckRequest) GetChecks() []*CheckRequest {
+	if x != nil {
+		return x.Checks
+	}
+	return nil
+}
+
+// BatchCheckResponse carries one result per check, in request order.
+type BatchCheckResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Results       []*BatchCheckResult    `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BatchCheckResponse) Reset() {
+	*x = BatchCheckResponse{}
+	mi := &file_waypost_downstream_billing_v1_billing_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BatchCheckResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BatchCheckResponse) ProtoMessage() {}
+
+func (x *BatchCheckResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_waypost_downstream_billing_v1_billing_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BatchCheckResponse.ProtoReflect.Descriptor instead.
+func (*BatchCheckResponse) Descriptor() ([]byte, []int) {
+	return file_waypost_downstream_billing_v1_billing_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *BatchCheckResponse) GetResults() []*BatchCheckResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+// BatchCheckResult is one check's verdict, or not_found when billing does
+// not know the waybill (where Check answers NOT_FOUND).
+type BatchCheckResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Verdict       *CheckResponse         `protobuf:"bytes,1,opt,name=verdict,proto3" json:"verdict,omitempty"`
+	NotFound      bool                   `protobuf:"varint,2,opt,name=not_found,json=notFound,proto3" json:"not_found,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BatchCheckResult) Reset() {
+	*x = BatchCheckResult{}
+	mi := &file_waypost_downstream_billing_v1_billing_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BatchCheckResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BatchCheckResult) ProtoMessage() {}
+
+func (x *BatchCheckResult) ProtoReflect() protoreflect.Message {
+	mi := &file_waypost_downstream_billing_v1_billing_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BatchCheckResult.ProtoReflect.Descriptor instead.
+func (*BatchCheckResult) Descriptor() ([]byte, []int) {
+	return file_waypost_downstream_billing_v1_billing_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *BatchCheckResult) GetVerdict() *CheckResponse {
+	if x != nil {
+		return x.Verdict
+	}
+	return nil
+}
+
+func (x *BatchCheckResult) GetNotFound() bool {
+	if x != nil {
+		return x.NotFound
+	}
+	return false
+}
+
 var File_waypost_downstream_billing_v1_billing_proto protoreflect.FileDescriptor
 
 const file_waypost_downstream_billing_v1_billing_proto_rawDesc = "" +
@@ -162,9 +306,18 @@ const file_waypost_downstream_billing_v1_billing_proto_rawDesc = "" +
 	"\x02ok\x18\x01 \x01(\bR\x02ok\x12\x1f\n" +
 	"\vreason_code\x18\x02 \x01(\tR\n" +
 	"reasonCode\x12\x18\n" +
-	"\amessage\x18\x03 \x01(\tR\amessage2t\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\"X\n" +
+	"\x11BatchCheckRequest\x12C\n" +
+	"\x06checks\x18\x01 \x03(\v2+.waypost.downstream.billing.v1.CheckRequestR\x06checks\"_\n" +
+	"\x12BatchCheckResponse\x12I\n" +
+	"\aresults\x18\x01 \x03(\v2/.waypost.downstream.billing.v1.BatchCheckResultR\aresults\"w\n" +
+	"\x10BatchCheckResult\x12F\n" +
+	"\averdict\x18\x01 \x01(\v2,.waypost.downstream.billing.v1.CheckResponseR\averdict\x12\x1b\n" +
+	"\tnot_found\x18\x02 \x01(\bR\bnotFound2\xe7\x01\n" +
 	"\x0eBillingService\x12b\n" +
-	"\x05Check\x12+.waypost.downstream.billing.v1.CheckRequest\x1a,.waypost.downstream.billing.v1.CheckResponseBQZOgithub.com/waypost/waypost/proto/gen/go/waypost/downstream/billing/v1;billingv1b\x06proto3"
+	"\x05Check\x12+.waypost.downstream.billing.v1.CheckRequest\x1a,.waypost.downstream.billing.v1.CheckResponse\x12q\n" +
+	"\n" +
+	"BatchCheck\x120.waypost.downstream.billing.v1.BatchCheckRequest\x1a1.waypost.downstream.billing.v1.BatchCheckResponseBQZOgithub.com/waypost/waypost/proto/gen/go/waypost/downstream/billing/v1;billingv1b\x06proto3"
 
 var (
 	file_waypost_downstream_billing_v1_billing_proto_rawDescOnce sync.Once
@@ -178,19 +331,27 @@ func file_waypost_downstream_billing_v1_billing_proto_rawDescGZIP() []byte {
 	return file_waypost_downstream_billing_v1_billing_proto_rawDescData
 }
 
-var file_waypost_downstream_billing_v1_billing_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_waypost_downstream_billing_v1_billing_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_waypost_downstream_billing_v1_billing_proto_goTypes = []any{
-	(*CheckRequest)(nil),  // 0: waypost.downstream.billing.v1.CheckRequest
-	(*CheckResponse)(nil), // 1: waypost.downstream.billing.v1.CheckResponse
+	(*CheckRequest)(nil),       // 0: waypost.downstream.billing.v1.CheckRequest
+	(*CheckResponse)(nil),      // 1: waypost.downstream.billing.v1.CheckResponse
+	(*BatchCheckRequest)(nil),  // 2: waypost.downstream.billing.v1.BatchCheckRequest
+	(*BatchCheckResponse)(nil), // 3: waypost.downstream.billing.v1.BatchCheckResponse
+	(*BatchCheckResult)(nil),   // 4: waypost.downstream.billing.v1.BatchCheckResult
 }
 var file_waypost_downstream_billing_v1_billing_proto_depIdxs = []int32{
-	0, // 0: waypost.downstream.billing.v1.BillingService.Check:input_type -> waypost.downstream.billing.v1.CheckRequest
-	1, // 1: waypost.downstream.billing.v1.BillingService.Check:output_type -> waypost.downstream.billing.v1.CheckResponse
-	1, // [1:2] is the sub-list for method output_type
-	0, // [0:1] is the sub-list for method input_type
-	0, // [0:0] is the sub-list for extension type_name
-	0, // [0:0] is the sub-list for extension extendee
-	0, // [0:0] is the sub-list for field type_name
+	0, // 0: waypost.downstream.billing.v1.BatchCheckRequest.checks:type_name -> waypost.downstream.billing.v1.CheckRequest
+	4, // 1: waypost.downstream.billing.v1.BatchCheckResponse.results:type_name -> waypost.downstream.billing.v1.BatchCheckResult
+	1, // 2: waypost.downstream.billing.v1.BatchCheckResult.verdict:type_name -> waypost.downstream.billing.v1.CheckResponse
+	0, // 3: waypost.downstream.billing.v1.BillingService.Check:input_type -> waypost.downstream.billing.v1.CheckRequest
+	2, // 4: waypost.downstream.billing.v1.BillingService.BatchCheck:input_type -> waypost.downstream.billing.v1.BatchCheckRequest
+	1, // 5: waypost.downstream.billing.v1.BillingService.Check:output_type -> waypost.downstream.billing.v1.CheckResponse
+	3, // 6: waypost.downstream.billing.v1.BillingService.BatchCheck:output_type -> waypost.downstream.billing.v1.BatchCheckResponse
+	5, // [5:7] is the sub-list for method output_type
+	3, // [3:5] is the sub-list for method input_type
+	3, // [3:3] is the sub-list for extension type_name
+	3, // [3:3] is the sub-list for extension extendee
+	0, // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_waypost_downstream_billing_v1_billing_proto_init() }
@@ -204,7 +365,7 @@ func file_waypost_downstream_billing_v1_billing_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_waypost_downstream_billing_v1_billing_proto_rawDesc), len(file_waypost_downstream_billing_v1_billing_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   2,
+			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

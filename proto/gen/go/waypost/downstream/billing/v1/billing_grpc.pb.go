@@ -21,7 +21,8 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	BillingService_Check_FullMethodName = "/waypost.downstream.billing.v1.BillingService/Check"
+	BillingService_Check_FullMethodName      = "/waypost.downstream.billing.v1.BillingService/Check"
+	BillingService_BatchCheck_FullMethodName = "/waypost.downstream.billing.v1.BillingService/BatchCheck"
 )
 
 // BillingServiceClient is the client API for BillingService service.
@@ -33,6 +34,10 @@ type BillingServiceClient interface {
 	// Check answers ok, or a reason code the hub reports as its refusal;
 	// NOT_FOUND when the waybill is unknown to billing.
 	Check(ctx context.Context, in *CheckRequest, opts ...grpc.CallOption) (*CheckResponse, error)
+	// BatchCheck makes up to 500 checks in one call, answered in request
+	// order. A waybill unknown to billing does not fail the call: its result
+	// says not_found.
+	BatchCheck(ctx context.Context, in *BatchCheckRequest, opts ...grpc.CallOption) (*BatchCheckResponse, error)
 }
 
 type billingServiceClient struct {
@@ -53,6 +58,16 @@ func (c *billingServiceClient) Check(ctx context.Context, in *CheckRequest, opts
 	return out, nil
 }
 
+func (c *billingServiceClient) BatchCheck(ctx context.Context, in *BatchCheckRequest, opts ...grpc.CallOption) (*BatchCheckResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(BatchCheckResponse)
+	err := c.cc.Invoke(ctx, BillingService_BatchCheck_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // BillingServiceServer is the server API for BillingService service.
 // All implementations must embed UnimplementedBillingServiceServer
 // for forward compatibility.
@@ -62,6 +77,10 @@ type BillingServiceServer interface {
 	// Check answers ok, or a reason code the hub reports as its refusal;
 	// NOT_FOUND when the waybill is unknown to billing.
 	Check(context.Context, *CheckRequest) (*CheckResponse, error)
+	// BatchCheck makes up to 500 checks in one call, answered in request
+	// order. A waybill unknown to billing does not fail the call: its result
+	// says not_found.
+	BatchCheck(context.Context, *BatchCheckRequest) (*BatchCheckResponse, error)
 	mustEmbedUnimplementedBillingServiceServer()
 }
 
@@ -74,6 +93,9 @@ type UnimplementedBillingServiceServer struct{}
 
 func (UnimplementedBillingServiceServer) Check(context.Context, *CheckRequest) (*CheckResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Check not implemented")
+}
+func (UnimplementedBillingServiceServer) BatchCheck(context.Context, *BatchCheckRequest) (*BatchCheckResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method BatchCheck not implemented")
 }
 func (UnimplementedBillingServiceServer) mustEmbedUnimplementedBillingServiceServer() {}
 func (UnimplementedBillingServiceServer) testEmbeddedByValue()                        {}
@@ -114,6 +136,24 @@ func _BillingService_Check_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _BillingService_BatchCheck_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(BatchCheckRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BillingServiceServer).BatchCheck(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BillingService_BatchCheck_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BillingServiceServer).BatchCheck(ctx, req.(*BatchCheckRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // BillingService_ServiceDesc is the grpc.ServiceDesc for BillingService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -124,6 +164,10 @@ var BillingService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Check",
 			Handler:    _BillingService_Check_Handler,
+		},
+		{
+			MethodName: "BatchCheck",
+			Handler:    _BillingService_BatchCheck_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

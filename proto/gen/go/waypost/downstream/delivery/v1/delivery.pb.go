@@ -205,6 +205,105 @@ func (x *GetStatusResponse) GetUpdateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+// BatchGetStatusRequest names up to 500 waybills.
+type BatchGetStatusRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	WaybillNos    []string               `protobuf:"bytes,1,rep,name=waybill_nos,json=waybillNos,proto3" json:"waybill_nos,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BatchGetStatusRequest) Reset() {
+	*x = BatchGetStatusRequest{}
+	mi := &file_waypost_downstream_delivery_v1_delivery_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BatchGetStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BatchGetStatusRequest) ProtoMessage() {}
+
+func (x *BatchGetStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_waypost_downstream_delivery_v1_delivery_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BatchGetStatusRequest.ProtoReflect.Descriptor instead.
+func (*BatchGetStatusRequest) Descriptor() ([]byte, []int) {
+	return file_waypost_downstream_delivery_v1_delivery_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *BatchGetStatusRequest) GetWaybillNos() []string {
+	if x != nil {
+		return x.WaybillNos
+	}
+	return nil
+}
+
+// BatchGetStatusResponse carries the known waybills' statuses in request
+// order and the numbers that are unknown.
+type BatchGetStatusResponse struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	Statuses          []*GetStatusResponse   `protobuf:"bytes,1,rep,name=statuses,proto3" json:"statuses,omitempty"`
+	MissingWaybillNos []string               `protobuf:"bytes,2,rep,name=missing_waybill_nos,json=missingWaybillNos,proto3" json:"missing_waybill_nos,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *BatchGetStatusResponse) Reset() {
+	*x = BatchGetStatusResponse{}
+	mi := &file_waypost_downstream_delivery_v1_delivery_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BatchGetStatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BatchGetStatusResponse) ProtoMessage() {}
+
+func (x *BatchGetStatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_waypost_downstream_delivery_v1_delivery_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BatchGetStatusResponse.ProtoReflect.Descriptor instead.
+func (*BatchGetStatusResponse) Descriptor() ([]byte, []int) {
+	return file_waypost_downstream_delivery_v1_delivery_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *BatchGetStatusResponse) GetStatuses() []*GetStatusResponse {
+	if x != nil {
+		return x.Statuses
+	}
+	return nil
+}
+
+func (x *BatchGetStatusResponse) GetMissingWaybillNos() []string {
+	if x != nil {
+		return x.MissingWaybillNos
+	}
+	return nil
+}
+
 var File_waypost_downstream_delivery_v1_delivery_proto protoreflect.FileDescriptor
 
 const file_waypost_downstream_delivery_v1_delivery_proto_rawDesc = "" +
@@ -219,7 +318,13 @@ const file_waypost_downstream_delivery_v1_delivery_proto_rawDesc = "" +
 	"\x06status\x18\x02 \x01(\x0e2..waypost.downstream.delivery.v1.DeliveryStatusR\x06status\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x12;\n" +
 	"\vupdate_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime*\xef\x01\n" +
+	"updateTime\"8\n" +
+	"\x15BatchGetStatusRequest\x12\x1f\n" +
+	"\vwaybill_nos\x18\x01 \x03(\tR\n" +
+	"waybillNos\"\x97\x01\n" +
+	"\x16BatchGetStatusResponse\x12M\n" +
+	"\bstatuses\x18\x01 \x03(\v21.waypost.downstream.delivery.v1.GetStatusResponseR\bstatuses\x12.\n" +
+	"\x13missing_waybill_nos\x18\x02 \x03(\tR\x11missingWaybillNos*\xef\x01\n" +
 	"\x0eDeliveryStatus\x12\x1f\n" +
 	"\x1bDELIVERY_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17DELIVERY_STATUS_CREATED\x10\x01\x12\x1e\n" +
@@ -227,9 +332,10 @@ const file_waypost_downstream_delivery_v1_delivery_proto_rawDesc = "" +
 	" DELIVERY_STATUS_OUT_FOR_DELIVERY\x10\x03\x12\x1d\n" +
 	"\x19DELIVERY_STATUS_DELIVERED\x10\x04\x12\x1d\n" +
 	"\x19DELIVERY_STATUS_CANCELLED\x10\x05\x12\x1b\n" +
-	"\x17DELIVERY_STATUS_ON_HOLD\x10\x062\x83\x01\n" +
+	"\x17DELIVERY_STATUS_ON_HOLD\x10\x062\x84\x02\n" +
 	"\x0fDeliveryService\x12p\n" +
-	"\tGetStatus\x120.waypost.downstream.delivery.v1.GetStatusRequest\x1a1.waypost.downstream.delivery.v1.GetStatusResponseBSZQgithub.com/waypost/waypost/proto/gen/go/waypost/downstream/delivery/v1;deliveryv1b\x06proto3"
+	"\tGetStatus\x120.waypost.downstream.delivery.v1.GetStatusRequest\x1a1.waypost.downstream.delivery.v1.GetStatusResponse\x12\x7f\n" +
+	"\x0eBatchGetStatus\x125.waypost.downstream.delivery.v1.BatchGetStatusRequest\x1a6.waypost.downstream.delivery.v1.BatchGetStatusResponseBSZQgithub.com/waypost/waypost/proto/gen/go/waypost/downstream/delivery/v1;deliveryv1b\x06proto3"
 
 var (
 	file_waypost_downstream_delivery_v1_delivery_proto_rawDescOnce sync.Once
@@ -244,23 +350,28 @@ func file_waypost_downstream_delivery_v1_delivery_proto_rawDescGZIP() []byte {
 }
 
 var file_waypost_downstream_delivery_v1_delivery_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_waypost_downstream_delivery_v1_delivery_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_waypost_downstream_delivery_v1_delivery_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_waypost_downstream_delivery_v1_delivery_proto_goTypes = []any{
-	(DeliveryStatus)(0),           // 0: waypost.downstream.delivery.v1.DeliveryStatus
-	(*GetStatusRequest)(nil),      // 1: waypost.downstream.delivery.v1.GetStatusRequest
-	(*GetStatusResponse)(nil),     // 2: waypost.downstream.delivery.v1.GetStatusResponse
-	(*timestamppb.Timestamp)(nil), // 3: google.protobuf.Timestamp
+	(DeliveryStatus)(0),            // 0: waypost.downstream.delivery.v1.DeliveryStatus
+	(*GetStatusRequest)(nil),       // 1: waypost.downstream.delivery.v1.GetStatusRequest
+	(*GetStatusResponse)(nil),      // 2: waypost.downstream.delivery.v1.GetStatusResponse
+	(*BatchGetStatusRequest)(nil),  // 3: waypost.downstream.delivery.v1.BatchGetStatusRequest
+	(*BatchGetStatusResponse)(nil), // 4: waypost.downstream.delivery.v1.BatchGetStatusResponse
+	(*timestamppb.Timestamp)(nil),  // 5: google.protobuf.Timestamp
 }
 var file_waypost_downstream_delivery_v1_delivery_proto_depIdxs = []int32{
 	0, // 0: waypost.downstream.delivery.v1.GetStatusResponse.status:type_name -> waypost.downstream.delivery.v1.DeliveryStatus
-	3, // 1: waypost.downstream.delivery.v1.GetStatusResponse.update_time:type_name -> google.protobuf.Timestamp
-	1, // 2: waypost.downstream.delivery.v1.DeliveryService.GetStatus:input_type -> waypost.downstream.delivery.v1.GetStatusRequest
-	2, // 3: waypost.downstream.delivery.v1.DeliveryService.GetStatus:output_type -> waypost.downstream.delivery.v1.GetStatusResponse
-	3, // [3:4] is the sub-list for method output_type
-	2, // [2:3] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	5, // 1: waypost.downstream.delivery.v1.GetStatusResponse.update_time:type_name -> google.protobuf.Timestamp
+	2, // 2: waypost.downstream.delivery.v1.BatchGetStatusResponse.statuses:type_name -> waypost.downstream.delivery.v1.GetStatusResponse
+	1, // 3: waypost.downstream.delivery.v1.DeliveryService.GetStatus:input_type -> waypost.downstream.delivery.v1.GetStatusRequest
+	3, // 4: waypost.downstream.delivery.v1.DeliveryService.BatchGetStatus:input_type -> waypost.downstream.delivery.v1.BatchGetStatusRequest
+	2, // 5: waypost.downstream.delivery.v1.DeliveryService.GetStatus:output_type -> waypost.downstream.delivery.v1.GetStatusResponse
+	4, // 6: waypost.downstream.delivery.v1.DeliveryService.BatchGetStatus:output_type -> waypost.downstream.delivery.v1.BatchGetStatusResponse
+	5, // [5:7] is the sub-list for method output_type
+	3, // [3:5] is the sub-list for method input_type
+	3, // [3:3] is the sub-list for extension type_name
+	3, // [3:3] is the sub-list for extension extendee
+	0, // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_waypost_downstream_delivery_v1_delivery_proto_init() }
@@ -274,7 +385,7 @@ func file_waypost_downstream_delivery_v1_delivery_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_waypost_downstream_delivery_v1_delivery_proto_rawDesc), len(file_waypost_downstream_delivery_v1_delivery_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   2,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

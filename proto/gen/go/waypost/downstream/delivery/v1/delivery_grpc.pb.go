@@ -21,7 +21,8 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	DeliveryService_GetStatus_FullMethodName = "/waypost.downstream.delivery.v1.DeliveryService/GetStatus"
+	DeliveryService_GetStatus_FullMethodName      = "/waypost.downstream.delivery.v1.DeliveryService/GetStatus"
+	DeliveryService_BatchGetStatus_FullMethodName = "/waypost.downstream.delivery.v1.DeliveryService/BatchGetStatus"
 )
 
 // DeliveryServiceClient is the client API for DeliveryService service.
@@ -32,6 +33,10 @@ const (
 type DeliveryServiceClient interface {
 	// GetStatus returns the current status; NOT_FOUND for an unknown waybill.
 	GetStatus(ctx context.Context, in *GetStatusRequest, opts ...grpc.CallOption) (*GetStatusResponse, error)
+	// BatchGetStatus returns the statuses of up to 500 waybills in one call,
+	// in request order; the unknown ones are listed rather than failing the
+	// call.
+	BatchGetStatus(ctx context.Context, in *BatchGetStatusRequest, opts ...grpc.CallOption) (*BatchGetStatusResponse, error)
 }
 
 type deliveryServiceClient struct {
@@ -52,6 +57,16 @@ func (c *deliveryServiceClient) GetStatus(ctx context.Context, in *GetStatusRequ
 	return out, nil
 }
 
+func (c *deliveryServiceClient) BatchGetStatus(ctx context.Context, in *BatchGetStatusRequest, opts ...grpc.CallOption) (*BatchGetStatusResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(BatchGetStatusResponse)
+	err := c.cc.Invoke(ctx, DeliveryService_BatchGetStatus_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // DeliveryServiceServer is the server API for DeliveryService service.
 // All implementations must embed UnimplementedDeliveryServiceServer
 // for forward compatibility.
@@ -60,6 +75,10 @@ func (c *deliveryServiceClient) GetStatus(ctx context.Context, in *GetStatusRequ
 type DeliveryServiceServer interface {
 	// GetStatus returns the current status; NOT_FOUND for an unknown waybill.
 	GetStatus(context.Context, *GetStatusRequest) (*GetStatusResponse, error)
+	// BatchGetStatus returns the statuses of up to 500 waybills in one call,
+	// in request order; the unknown ones are listed rather than failing the
+	// call.
+	BatchGetStatus(context.Context, *BatchGetStatusRequest) (*BatchGetStatusResponse, error)
 	mustEmbedUnimplementedDeliveryServiceServer()
 }
 
@@ -72,6 +91,9 @@ type UnimplementedDeliveryServiceServer struct{}
 
 func (UnimplementedDeliveryServiceServer) GetStatus(context.Context, *GetStatusRequest) (*GetStatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetStatus not implemented")
+}
+func (UnimplementedDeliveryServiceServer) BatchGetStatus(context.Context, *BatchGetStatusRequest) (*BatchGetStatusResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method BatchGetStatus not implemented")
 }
 func (UnimplementedDeliveryServiceServer) mustEmbedUnimplementedDeliveryServiceServer() {}
 func (UnimplementedDeliveryServiceServer) testEmbeddedByValue()                         {}
@@ -112,6 +134,24 @@ func _DeliveryService_GetStatus_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _DeliveryService_BatchGetStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(BatchGetStatusRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DeliveryServiceServer).BatchGetStatus(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DeliveryService_BatchGetStatus_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DeliveryServiceServer).BatchGetStatus(ctx, req.(*BatchGetStatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // DeliveryService_ServiceDesc is the grpc.ServiceDesc for DeliveryService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -122,6 +162,10 @@ var DeliveryService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetStatus",
 			Handler:    _DeliveryService_GetStatus_Handler,
+		},
+		{
+			MethodName: "BatchGetStatus",
+			Handler:    _DeliveryService_BatchGetStatus_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
