@@ -109,6 +109,10 @@ func TestUpServesAndStopsOnSIGTERM(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatalf("did not exit within 20s of SIGTERM; stderr:\n%s", stderr.String())
 	}
+	// Every actor stopped within the shared deadline: none reported running
+	// out of it (a change stream held the gRPC server's graceful stop once,
+	// spending the whole deadline and leaving the consumers none).
+	require.NotContains(t, stderr.String(), "msg=stop ", "stderr:\n%s", stderr.String())
 	require.FileExists(t, filepath.Join(data, "waypost.db"))
 	require.DirExists(t, filepath.Join(data, "jetstream"))
 }
