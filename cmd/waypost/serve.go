@@ -141,6 +141,17 @@ func serve(ctx context.Context, m mode, args, environ []string, stdout, stderr i
 		return httpSrv.Shutdown(ctx)
 	})
 	group.Add("grpc", grpcSrv.Serve, grpcSrv.Shutdown)
+	if cfg.HTTP.PprofAddr != "" {
+		pprofSrv, err := httpx.Listen(httpx.ServerConfig{Addr: cfg.HTTP.PprofAddr, ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout},
+			httpx.Pprof(), logger)
+		if err != nil {
+			_ = httpSrv.Shutdown(ctx)
+			_ = grpcSrv.Shutdown(ctx)
+			return fmt.Errorf("pprof listen %s: %w", cfg.HTTP.PprofAddr, err)
+		}
+		logger.Info("serving runtime profiles", "addr", pprofSrv.Addr().String())
+		group.Add("pprof", pprofSrv.Serve, pprofSrv.Shutdown)
+	}
 
 	defer func() {
 		if err := w.close(); err != nil {

@@ -53,6 +53,10 @@ type HTTP struct {
 	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
 	IdleTimeout       time.Duration `yaml:"idle_timeout"`
 	MaxBodyBytes      int64         `yaml:"max_body_bytes"`
+	// PprofAddr, when set, serves Go's runtime profiles (/debug/pprof/) on
+	// a listener of its own, without authentication: bind it to loopback
+	// or a private interface. Empty: off.
+	PprofAddr string `yaml:"pprof_addr"`
 }
 
 // GRPC configures the gRPC listener.

@@ -181,3 +181,25 @@ func TestWrapKeepsEachRoutePattern(t *testing.T) {
 	require.Equal(t, 1.0, counterValue(t, reg, "GET /things/{id}", "200"), "metrics see the route's own pattern")
 	require.Equal(t, 1.0, counterValue(t, reg, "GET /things/{id}", "401"))
 }
+
+func TestPprofServesProfiles(t *testing.T) {
+	srv := httptest.NewServer(Pprof())
+	defer srv.Close()
+	for path, want := range map[string]string{
+		"/debug/pprof/":                  "goroutine",
+		"/debug/pprof/goroutine?debug=1": "goroutine profile:",
+		"/debug/pprof/cmdline":           "",
+	} {
+		resp, err := http.Get(srv.URL + path)
+		require.NoError(t, err)
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, resp.StatusCode, path)
+		require.Contains(t, string(body), want, path)
+	}
+	resp, err := http.Get(srv.URL + "/api/v1/send")
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusNotFound, resp.StatusCode, "only profiles are served")
+}
