@@ -27,6 +27,11 @@ import (
 //	go test ./internal/hub/hubapi -run '^$' -bench 'InboundSortHTTP$' -benchtime 2000x -count 5
 func BenchmarkInboundSortHTTP(b *testing.B) { benchInboundSort(b, "none", "", 0) }
 
+// BenchmarkInboundSortHTTPWatched is BenchmarkInboundSortHTTP with basic
+// data's change stream followed, as `up` and `hub serve` do: sort plans,
+// stations and routes are served from the cache the stream keeps current.
+func BenchmarkInboundSortHTTPWatched(b *testing.B) { benchInboundSortWith(b, "none", "", 0, true) }
+
 // BenchmarkInboundSortHTTPUnbatched is BenchmarkInboundSortHTTP with every
 // downstream lookup its own call (no batching of concurrent lookups).
 func BenchmarkInboundSortHTTPUnbatched(b *testing.B) { benchInboundSort(b, "none", "", -1) }
@@ -46,8 +51,12 @@ func BenchmarkInboundSortHTTPSeed(b *testing.B) {
 }
 
 func benchInboundSort(b *testing.B, injection, flowName string, batchInFlight int) {
+	benchInboundSortWith(b, injection, flowName, batchInFlight, false)
+}
+
+func benchInboundSortWith(b *testing.B, injection, flowName string, batchInFlight int, watch bool) {
 	reg := prometheus.NewRegistry()
-	e := newEnv(b, envOpts{injection: injection, flow: flowName, dsReg: reg,
+	e := newEnv(b, envOpts{injection: injection, flow: flowName, dsReg: reg, watch: watch,
 		ds: downstream.Config{CallTimeout: 2 * time.Second, BatchInFlight: batchInFlight}})
 	stations := [][2]string{{"SGFM01", "SGLM01"}, {"SGFM02", "SGLM02"}, {"MYFM01", "MYLM01"}, {"MYFM03", "MYLM04"}}
 	type parcel struct{ station, waybill string }
