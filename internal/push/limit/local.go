@@ -126,11 +126,14 @@ func (l *Local) bucket(key string, lim Limit) *bucket {
 // Metrics are the collectors every Limiter backend reports to, labelled by
 // backend.
 type Metrics struct {
-	waits *prometheus.CounterVec
+	// waits holds this backend's counter per result, resolved once: a
+	// label lookup per call would cost more than an in-process Wait.
+	waits map[string]prometheus.Counter
 	wait  prometheus.Observer
-	// backend is the label value of this set.
-	backend string
 }
+
+// waitResults are the values of waits_total's result label.
+var waitResults = []string{"immediate", "waited", "too_long", "canceled", "error"}
 
 // NewMetrics registers (or reuses, when already registered) the limiter
 // collectors for backend; a nil registerer registers nowhere.
@@ -149,7 +152,11 @@ func NewMetrics(reg prometheus.Registerer, backend string) (*Metrics, error) {
 	if wait, err = metrics.Register(reg, wait); err != nil {
 		return nil, fmt.Errorf("rate limit: register metrics: %w", err)
 	}
-	return &Metrics{waits: waits, wait: wait.WithLabelValues(backend), backend: backend}, nil
+	m := &Metrics{waits: make(map[string]prometheus.Counter, len(waitResults)), wait: wait.WithLabelValues(backend)}
+	for _, r := range waitResults {
+		m.waits[r] = waits.WithLabelValues(backend, r)
+	}
+	return m, nil
 }
 
 // Observe records one Wait call's outcome.
@@ -165,6 +172,6 @@ func (m *Metrics) Observe(waited time.Duration, err error) {
 	case waited == 0:
 		result = "immediate"
 	}
-	m.waits.WithLabelValues(m.backend, result).Inc()
+	m.waits[result].Inc()
 	m.wait.Observe(waited.Seconds())
 }
