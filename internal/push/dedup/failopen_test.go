@@ -80,7 +80,7 @@ func TestCancelledContextIsNotFailOpen(t *testing.T) {
 
 // TestFailOpenWhenRedisGoesAway cuts a connected rediskv off from the server.
 func TestFailOpenWhenRedisGoesAway(t *testing.T) {
-	p := newProxy(t, testenv.RedisAddr())
+	p := testenv.NewCutProxy(t, testenv.RedisAddr())
 	store, _ := newRedisAt(t, p.Addr())
 	reg := prometheus.NewRegistry()
 	d, err := New(store, DefaultSettings(), nil, reg, WithTimeout(500*time.Millisecond))

@@ -174,7 +174,7 @@ func TestPrefixIsolates(t *testing.T) {
 }
 
 func TestFallbackWhenRedisFails(t *testing.T) {
-	p := newProxy(t, testenv.RedisAddr())
+	p := testenv.NewCutProxy(t, testenv.RedisAddr())
 	e := newEnv(t)
 	e.addr = p.Addr()
 	local, err := limit.NewLocal(nil, nil)
@@ -262,73 +262,6 @@ func measureRate(lims []limit.Limiter, lim limit.Limit, n, goroutines int, d tim
 	}
 	wg.Wait()
 	return float64(granted.Load()-int64(lim.WithDefaults().Burst)) / time.Since(start).Seconds()
-}
-
-// proxy forwards TCP connections to target until Close cuts them all: a
-// Redis server going away under connected clients.
-type proxy struct {
-	ln     net.Listener
-	target string
-	mu     sync.Mutex
-	conns  []net.Conn
-	wg     sync.WaitGroup
-}
-
-func newProxy(t *testing.T, target string) *proxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	p := &proxy{ln: ln, target: target}
-	p.wg.Go(p.accept)
-	t.Cleanup(p.Close)
-	return p
-}
-
-func (p *proxy) Addr() string { return p.ln.Addr().String() }
-
-func (p *proxy) accept() {
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		up, err := net.Dial("tcp", p.target)
-		if err != nil {
-			_ = c.Close()
-			continue
-		}
-		p.mu.Lock()
-		p.conns = append(p.conns, c, up)
-		p.mu.Unlock()
-		pipe := func(dst, src net.Conn) {
-			buf := make([]byte, 32<<10)
-			for {
-				n, err := src.Read(buf)
-				if n > 0 {
-					if _, werr := dst.Write(buf[:n]); werr != nil {
-						break
-					}
-				}
-				if err != nil {
-					break
-				}
-			}
-			_ = dst.Close()
-			_ = src.Close()
-		}
-		p.wg.Go(func() { pipe(up, c) })
-		p.wg.Go(func() { pipe(c, up) })
-	}
-}
-
-func (p *proxy) Close() {
-	_ = p.ln.Close()
-	p.mu.Lock()
-	for _, c := range p.conns {
-		_ = c.Close()
-	}
-	p.mu.Unlock()
-	p.wg.Wait()
 }
 
 // countHook counts the commands a client sends (scripts included).
