@@ -19,6 +19,7 @@ import (
 
 	"github.com/waypost/waypost/internal/platform/testenv"
 	"github.com/waypost/waypost/internal/push/limit"
+	"github.com/waypost/waypost/internal/push/limit/limittest"
 )
 
 func TestMain(m *testing.M) {
@@ -233,35 +234,12 @@ func TestLimiterAccuracy(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
 			lims := []limit.Limiter{e.limiter(t, nil, nil, nil), e.limiter(t, nil, nil, nil)}
-			got := measureRate(lims, tc.lim, tc.n, 4, 10*time.Second)
+			got := limittest.MeasureRate(lims, tc.lim, tc.n, 4, 10*time.Second)
 			want := tc.lim.PerSecond()
 			t.Logf("configured %.0f/s, two instances achieved %.1f/s (%+.2f%%)", want, got, 100*(got-want)/want)
 			require.InEpsilon(t, want, got, 0.05)
 		})
 	}
-}
-
-// measureRate runs goroutines callers per limiter, each taking n units of lim
-// under one key over and over for d of real time, and returns the units
-// granted per second beyond the initial burst.
-func measureRate(lims []limit.Limiter, lim limit.Limit, n, goroutines int, d time.Duration) float64 {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	defer cancel()
-	var granted atomic.Int64
-	var wg sync.WaitGroup
-	start := time.Now()
-	for _, l := range lims {
-		for range goroutines {
-			wg.Go(func() {
-				for ctx.Err() == nil {
-					g, _ := l.Wait(ctx, "accuracy", lim, n)
-					granted.Add(int64(g))
-				}
-			})
-		}
-	}
-	wg.Wait()
-	return float64(granted.Load()-int64(lim.WithDefaults().Burst)) / time.Since(start).Seconds()
 }
 
 // countHook counts the commands a client sends (scripts included).
