@@ -10,11 +10,12 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/waypost/waypost/internal/platform/fakeclock"
 	"github.com/waypost/waypost/internal/push"
 	"github.com/waypost/waypost/internal/push/access"
 )
 
-func newCache(src *fakeSource, clk *clock) *access.Cache {
+func newCache(src *fakeSource, clk *fakeclock.Clock) *access.Cache {
 	return access.NewCache(src, access.CacheConfig{TTL: 5 * time.Second, RefreshAhead: time.Second, Now: clk.Now})
 }
 
@@ -22,7 +23,7 @@ func TestCacheCoalescesConcurrentMisses(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		src := newSource(smsTemplate(1))
 		src.gate = make(chan struct{})
-		c := newCache(src, &clock{t: time.Unix(0, 0)})
+		c := newCache(src, fakeclock.New(time.Unix(0, 0)))
 		defer c.Close()
 		got := make([]*access.Compiled, 100)
 		var wg sync.WaitGroup
@@ -60,31 +61,31 @@ func TestCacheEditVisibleWithinFiveSeconds(t *testing.T) {
 	}
 	t.Run("expiry", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			src, clk := newSource(smsTemplate(1)), &clock{t: time.Unix(1000, 0)}
+			src, clk := newSource(smsTemplate(1)), fakeclock.New(time.Unix(1000, 0))
 			c := newCache(src, clk)
 			defer c.Close()
 			require.Equal(t, "Your code is 1", text(t, c))
 			edit(src)
-			clk.Advance(3900 * time.Millisecond)
+			clk.Add(3900 * time.Millisecond)
 			require.Equal(t, "Your code is 1", text(t, c), "fresh entry served from cache")
 			require.Equal(t, int64(1), src.loads.Load())
-			clk.Advance(1100 * time.Millisecond)
+			clk.Add(1100 * time.Millisecond)
 			require.Equal(t, "edited 1", text(t, c), "5 s after the load the edit shows")
 		})
 	})
 	t.Run("refresh ahead", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			src, clk := newSource(smsTemplate(1)), &clock{t: time.Unix(1000, 0)}
+			src, clk := newSource(smsTemplate(1)), fakeclock.New(time.Unix(1000, 0))
 			c := newCache(src, clk)
 			defer c.Close()
 			require.Equal(t, "Your code is 1", text(t, c))
 			edit(src)
-			clk.Advance(4200 * time.Millisecond)
+			clk.Add(4200 * time.Millisecond)
 			require.Equal(t, "Your code is 1", text(t, c), "the caller is not held by the refresh")
 			synctest.Wait() // the background refresh has finished
 			require.Equal(t, int64(2), src.loads.Load())
 			require.Equal(t, "edited 1", text(t, c))
-			clk.Advance(4 * time.Second)
+			clk.Add(4 * time.Second)
 			require.Equal(t, "edited 1", text(t, c), "the refreshed entry is fresh again")
 			require.Equal(t, int64(2), src.loads.Load())
 		})
@@ -92,12 +93,12 @@ func TestCacheEditVisibleWithinFiveSeconds(t *testing.T) {
 }
 
 func TestCacheReusesParsedTemplatePerVersion(t *testing.T) {
-	src, clk := newSource(smsTemplate(1)), &clock{t: time.Unix(1000, 0)}
+	src, clk := newSource(smsTemplate(1)), fakeclock.New(time.Unix(1000, 0))
 	c := newCache(src, clk)
 	defer c.Close()
 	a, err := c.Get(t.Context(), 1)
 	require.NoError(t, err)
-	clk.Advance(10 * time.Second)
+	clk.Add(10 * time.Second)
 	b, err := c.Get(t.Context(), 1)
 	require.NoError(t, err)
 	require.Equal(t, int64(2), src.loads.Load(), "reloaded after expiry")
@@ -106,7 +107,7 @@ func TestCacheReusesParsedTemplatePerVersion(t *testing.T) {
 
 func TestCacheErrors(t *testing.T) {
 	t.Run("unknown", func(t *testing.T) {
-		src, clk := newSource(smsTemplate(1)), &clock{t: time.Unix(1000, 0)}
+		src, clk := newSource(smsTemplate(1)), fakeclock.New(time.Unix(1000, 0))
 		c := newCache(src, clk)
 		defer c.Close()
 		_, err := c.Get(t.Context(), 2)
@@ -116,14 +117,14 @@ func TestCacheErrors(t *testing.T) {
 		src.mu.Lock()
 		delete(src.tpls, 1)
 		src.mu.Unlock()
-		clk.Advance(5 * time.Second)
+		clk.Add(5 * time.Second)
 		_, err = c.Get(t.Context(), 1)
 		require.ErrorIs(t, err, push.ErrUnknownTemplate, "a deleted template is gone after the TTL")
 	})
 	t.Run("panic in source", func(t *testing.T) {
 		src := newSource(smsTemplate(1))
 		src.panic = true
-		c := newCache(src, &clock{t: time.Unix(1000, 0)})
+		c := newCache(src, fakeclock.New(time.Unix(1000, 0)))
 		defer c.Close()
 		_, err := c.Get(t.Context(), 1)
 		require.ErrorContains(t, err, "panic: source exploded")
@@ -132,7 +133,7 @@ func TestCacheErrors(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			src := newSource(smsTemplate(1))
 			src.gate = make(chan struct{})
-			c := newCache(src, &clock{t: time.Unix(1000, 0)})
+			c := newCache(src, fakeclock.New(time.Unix(1000, 0)))
 			defer c.Close()
 			ctx, cancel := context.WithCancel(t.Context())
 			gaveUp := make(chan error)

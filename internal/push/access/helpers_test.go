@@ -16,6 +16,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/waypost/waypost/internal/platform/fakeclock"
 	"github.com/waypost/waypost/internal/platform/kv/memkv"
 	"github.com/waypost/waypost/internal/platform/queue"
 	"github.com/waypost/waypost/internal/push"
@@ -144,24 +145,6 @@ func (q *fakeQueue) anchors(t *testing.T) []push.Anchor {
 	return out
 }
 
-// clock is an injected clock moved by hand.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 func emailTemplate(id int64) push.Template {
 	return push.Template{
 		ID: id, Name: "welcome", Channel: push.ChannelEmail, MsgType: push.MsgNotice, Kind: push.KindRealtime,
@@ -183,14 +166,14 @@ type env struct {
 	src *fakeSource
 	q   queue.Queue
 	fq  *fakeQueue
-	clk *clock
+	clk *fakeclock.Clock
 	app string
 }
 
 // newEnv builds a handler over src and q (a fresh fakeQueue when nil).
 func newEnv(t testing.TB, src *fakeSource, q queue.Queue, cfg access.Config) *env {
 	t.Helper()
-	e := &env{src: src, q: q, clk: &clock{t: time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)}, app: "app1"}
+	e := &env{src: src, q: q, clk: fakeclock.New(time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)), app: "app1"}
 	if q == nil {
 		e.fq = &fakeQueue{}
 		e.q = e.fq

@@ -137,7 +137,7 @@ func TestSendBusinessIDInTemplateZone(t *testing.T) {
 			tpl := smsTemplate(42)
 			tpl.TimeZone = tt.zone
 			e := newEnv(t, newSource(tpl), nil, access.Config{})
-			e.clk.t = tt.at
+			e.clk.Set(tt.at)
 			resp := e.send(access.SendRequest{TemplateID: 42, Messages: []access.MessageRequest{
 				msg(map[string]any{"code": 1234}, "+8613800138000")}}, "").resp(t)
 			require.Equal(t, tt.want, resp.Messages[0].BusinessID)

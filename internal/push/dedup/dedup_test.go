@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
+	"github.com/waypost/waypost/internal/platform/fakeclock"
 	"github.com/waypost/waypost/internal/platform/kv"
 	"github.com/waypost/waypost/internal/push"
 )
@@ -31,7 +32,7 @@ var shanghai = func() *time.Location {
 type fixture struct {
 	d     *Deduper
 	store kv.Store
-	clock *fakeClock
+	clock *fakeclock.Clock
 	reg   *prometheus.Registry
 	seq   atomic.Int64
 }
@@ -45,8 +46,8 @@ func newFixture(t testing.TB, b backend, s Settings, start time.Time) *fixture {
 // follow the test's clock too (else real time, like Redis).
 func newFixtureOn(t testing.TB, b backend, s Settings, start time.Time, storeClock bool) *fixture {
 	t.Helper()
-	clock := newClock(start)
-	var sc *fakeClock
+	clock := fakeclock.New(start)
+	var sc *fakeclock.Clock
 	if storeClock {
 		sc = clock
 	}
@@ -370,7 +371,7 @@ func TestOverridesAndLiveSet(t *testing.T) {
 }
 
 func TestRetrySkipsDedup(t *testing.T) {
-	store := &countingKV{Store: backends()[0].new(t, newClock(time.Now()))}
+	store := &countingKV{Store: backends()[0].new(t, fakeclock.New(time.Now()))}
 	d, err := New(store, DefaultSettings(), nil, nil)
 	require.NoError(t, err)
 	req := Request{MessageID: "m1", TemplateID: 1, Channel: push.ChannelSMS, MsgType: push.MsgNotice,
@@ -404,7 +405,7 @@ func TestOneCallPerCheck(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			store := &countingKV{Store: backends()[0].new(t, newClock(time.Now()))}
+			store := &countingKV{Store: backends()[0].new(t, fakeclock.New(time.Now()))}
 			d, err := New(store, DefaultSettings(), nil, nil)
 			require.NoError(t, err)
 			rcv := make([]string, 200)
@@ -440,7 +441,7 @@ func TestOneCallPerCheck(t *testing.T) {
 }
 
 func TestCheckRejectsEmptyMessageID(t *testing.T) {
-	d, err := New(backends()[0].new(t, newClock(time.Now())), DefaultSettings(), nil, nil)
+	d, err := New(backends()[0].new(t, fakeclock.New(time.Now())), DefaultSettings(), nil, nil)
 	require.NoError(t, err)
 	_, err = d.Check(t.Context(), Request{Receivers: []string{"a"}, MsgType: push.MsgNotice})
 	require.ErrorIs(t, err, ErrInvalidRequest)

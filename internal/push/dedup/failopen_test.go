@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
+	"github.com/waypost/waypost/internal/platform/fakeclock"
 	"github.com/waypost/waypost/internal/platform/testenv"
 	"github.com/waypost/waypost/internal/push"
 )
@@ -29,7 +30,7 @@ func (l *logSink) warnings() []string {
 }
 
 func TestFailOpenWhenKVErrors(t *testing.T) {
-	clock := newClock(time.Date(2026, 5, 1, 10, 0, 0, 0, shanghai))
+	clock := fakeclock.New(time.Date(2026, 5, 1, 10, 0, 0, 0, shanghai))
 	store := &failingKV{Store: backends()[0].new(t, clock)}
 	reg := prometheus.NewRegistry()
 	var sink logSink

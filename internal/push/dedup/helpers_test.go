@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/waypost/waypost/internal/platform/fakeclock"
 	"github.com/waypost/waypost/internal/platform/kv"
 	"github.com/waypost/waypost/internal/platform/kv/memkv"
 	"github.com/waypost/waypost/internal/platform/kv/rediskv"
@@ -25,42 +25,16 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// fakeClock is a hand-moved clock shared by the Deduper and memkv.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock(t time.Time) *fakeClock { return &fakeClock{t: t} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t
-}
-
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // backend builds a fresh, empty kv.Store whose expiries follow clock (memkv;
 // nil: real time) or the server's clock (Redis, which ignores it).
 type backend struct {
 	name string
-	new  func(t testing.TB, clock *fakeClock) kv.Store
+	new  func(t testing.TB, clock *fakeclock.Clock) kv.Store
 }
 
 func backends() []backend {
 	return []backend{
-		{"memkv", func(t testing.TB, clock *fakeClock) kv.Store {
+		{"memkv", func(t testing.TB, clock *fakeclock.Clock) kv.Store {
 			opts := []memkv.Option{memkv.WithSweepInterval(0)}
 			if clock != nil {
 				opts = append(opts, memkv.WithClock(clock.Now))
@@ -69,7 +43,7 @@ func backends() []backend {
 			t.Cleanup(func() { _ = s.Close() })
 			return s
 		}},
-		{"redis", func(t testing.TB, _ *fakeClock) kv.Store { s, _ := newRedis(t); return s }},
+		{"redis", func(t testing.TB, _ *fakeclock.Clock) kv.Store { s, _ := newRedis(t); return s }},
 	}
 }
 

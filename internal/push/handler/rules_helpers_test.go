@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/waypost/waypost/internal/platform/dynconf"
+	"github.com/waypost/waypost/internal/platform/fakeclock"
 	"github.com/waypost/waypost/internal/platform/kv"
 	"github.com/waypost/waypost/internal/platform/queue/natsq"
 	"github.com/waypost/waypost/internal/platform/sqldb"
@@ -21,26 +22,6 @@ import (
 	"github.com/waypost/waypost/internal/push/handler"
 	"github.com/waypost/waypost/internal/push/rules"
 )
-
-// clock is a hand-moved clock for the handler's rules.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock(t time.Time) *clock { return &clock{t: t} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // live is one process's settings registry over a settings table that
 // several registries (instances) may share.
@@ -77,7 +58,7 @@ func (l *live) set(t testing.TB, name, value string) {
 type rulesEnv struct {
 	*env
 	live  *live
-	clock *clock
+	clock *fakeclock.Clock
 	prom  *prometheus.Registry
 }
 
@@ -86,7 +67,7 @@ type rulesOpts struct {
 	q       *natsq.Queue
 	ledger  kv.Store
 	live    *live
-	clock   *clock
+	clock   *fakeclock.Clock
 	options []handler.Option
 }
 
@@ -105,7 +86,7 @@ func startRules(t *testing.T, now time.Time, senders handler.SenderResolver, o r
 	}
 	c := o.clock
 	if c == nil {
-		c = newClock(now)
+		c = fakeclock.New(now)
 	}
 	cfg := testConfig()
 	cfg.MsgTypes = append(cfg.MsgTypes, push.MsgAuthCode)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/waypost/waypost/internal/platform/fakeclock"
 	"github.com/waypost/waypost/internal/push"
 	"github.com/waypost/waypost/internal/push/channel"
 	"github.com/waypost/waypost/internal/push/handler"
@@ -226,7 +227,7 @@ func TestStageOrder(t *testing.T) {
 // back and redelivered past its TTL, fails only the receivers still open.
 func TestExpiryAfterPartialSend(t *testing.T) {
 	snd := newFakeSender()
-	c := newClock(night)
+	c := fakeclock.New(night)
 	snd.script = func(m channel.Message, call int) error {
 		if m.Receiver == "b" && call == 1 {
 			c.Add(2 * time.Minute) // the retry comes after the TTL

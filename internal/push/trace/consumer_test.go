@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
+	"github.com/waypost/waypost/internal/platform/fakeclock"
 	"github.com/waypost/waypost/internal/platform/kv"
 	"github.com/waypost/waypost/internal/platform/queue"
 	"github.com/waypost/waypost/internal/platform/sqldb"
@@ -89,7 +90,7 @@ func publishTraffic(t *testing.T, q queue.Queue, all []push.Anchor) {
 
 func TestConsumersWriteEveryAnchorOnce(t *testing.T) {
 	q := newQueue(t)
-	c := newClock(t0)
+	c := fakeclock.New(t0)
 	views, _ := primed(t, c, trace.ViewConfig{})
 	db := sqltest.New(t, sqldb.SQLite, trace.Migrations())
 	st := trace.NewSQLStore(db)
@@ -117,7 +118,7 @@ func TestConsumersWriteEveryAnchorOnce(t *testing.T) {
 // ends exact.
 func TestAggregatorKilledMidBatch(t *testing.T) {
 	q := newQueue(t)
-	c := newClock(t0)
+	c := fakeclock.New(t0)
 	views, store := primed(t, c, trace.ViewConfig{})
 	broken := &halfKV{Store: store}
 	broken.failing.Store(true)
@@ -318,7 +319,7 @@ func TestConsumerCloseWithoutTraffic(t *testing.T) {
 // in the views and the detail store exactly as one anchor each would.
 func TestConsumersExpandReceiverSets(t *testing.T) {
 	q := newQueue(t)
-	c := newClock(t0)
+	c := fakeclock.New(t0)
 	views, _ := primed(t, c, trace.ViewConfig{})
 	db := sqltest.New(t, sqldb.SQLite, trace.Migrations())
 	st := trace.NewSQLStore(db)

@@ -3,13 +3,13 @@ package trace_test
 import (
 	"context"
 	"encoding/json"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/waypost/waypost/internal/platform/fakeclock"
 	"github.com/waypost/waypost/internal/platform/kv/memkv"
 	"github.com/waypost/waypost/internal/platform/queue"
 	"github.com/waypost/waypost/internal/platform/queue/natsq"
@@ -27,27 +27,7 @@ func anchor(event, msg, rcv, state string, at time.Time) push.Anchor {
 	return push.Anchor{EventID: event, MessageID: msg, BusinessID: biz, Receiver: rcv, State: state, At: at}
 }
 
-// clock is a hand-moved clock shared by memkv and the trace.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newClock(at time.Time) *clock { return &clock{now: at} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Set(at time.Time) {
-	c.mu.Lock()
-	c.now = at
-	c.mu.Unlock()
-}
-
-func newKV(t testing.TB, c *clock) *memkv.Store {
+func newKV(t testing.TB, c *fakeclock.Clock) *memkv.Store {
 	t.Helper()
 	s := memkv.New(memkv.WithClock(c.Now), memkv.WithSweepInterval(0))
 	t.Cleanup(func() { require.NoError(t, s.Close()) })

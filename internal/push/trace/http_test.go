@@ -15,6 +15,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/waypost/waypost/internal/platform/fakeclock"
 	"github.com/waypost/waypost/internal/platform/queue"
 	"github.com/waypost/waypost/internal/platform/sqldb"
 	"github.com/waypost/waypost/internal/platform/sqldb/sqltest"
@@ -59,7 +60,7 @@ func (f *fakeQueue) published(t *testing.T) []push.Anchor {
 // traceEnv is the trace of one process: views on memkv and a SQLite detail
 // store, both fed directly (the consumers are tested apart), behind the API.
 type traceEnv struct {
-	clock *clock
+	clock *fakeclock.Clock
 	views *trace.Views
 	store *trace.SQLStore
 	q     *fakeQueue
@@ -68,7 +69,7 @@ type traceEnv struct {
 
 func newTraceEnv(t *testing.T) *traceEnv {
 	t.Helper()
-	e := &traceEnv{clock: newClock(t0), q: &fakeQueue{}}
+	e := &traceEnv{clock: fakeclock.New(t0), q: &fakeQueue{}}
 	e.views, _ = primed(t, e.clock, trace.ViewConfig{})
 	e.store = trace.NewSQLStore(sqltest.New(t, sqldb.SQLite, trace.Migrations()))
 	reader := trace.NewReader(e.views, e.store, 1000, nil)
@@ -334,7 +335,7 @@ func TestReceipts(t *testing.T) {
 // TestReceiptsOfABigMessage finds a receiver among more events than a
 // query answers, in the views and in the detail store.
 func TestReceiptsOfABigMessage(t *testing.T) {
-	c := newClock(t0)
+	c := fakeclock.New(t0)
 	views, _ := primed(t, c, trace.ViewConfig{})
 	store := trace.NewSQLStore(sqltest.New(t, sqldb.SQLite, trace.Migrations()))
 	var big []push.Anchor

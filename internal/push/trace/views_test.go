@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/waypost/waypost/internal/platform/fakeclock"
 	"github.com/waypost/waypost/internal/platform/kv/memkv"
 	"github.com/waypost/waypost/internal/push"
 	"github.com/waypost/waypost/internal/push/trace"
@@ -18,7 +19,7 @@ var dayStart = time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC).Add(-14 * time.Hour)
 
 // primed returns views whose kv store was marked two days before t0, so
 // they vouch for everything around t0; the clock is left at t0.
-func primed(t *testing.T, c *clock, cfg trace.ViewConfig) (*trace.Views, *memkv.Store) {
+func primed(t *testing.T, c *fakeclock.Clock, cfg trace.ViewConfig) (*trace.Views, *memkv.Store) {
 	t.Helper()
 	store := newKV(t, c)
 	cfg.Now = c.Now
@@ -44,7 +45,7 @@ func m1Batch() []push.Anchor {
 }
 
 func TestViewsAnswerExactlyUnderRedelivery(t *testing.T) {
-	c := newClock(t0)
+	c := fakeclock.New(t0)
 	v, _ := primed(t, c, trace.ViewConfig{})
 	ctx := context.Background()
 	batch := m1Batch()
@@ -85,7 +86,7 @@ func TestViewsAnswerExactlyUnderRedelivery(t *testing.T) {
 }
 
 func TestViewsVouchOnlyForWhatTheySawWhole(t *testing.T) {
-	c := newClock(t0)
+	c := fakeclock.New(t0)
 	day := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
 	ctx := context.Background()
 
@@ -129,7 +130,7 @@ func TestViewsVouchOnlyForWhatTheySawWhole(t *testing.T) {
 }
 
 func TestViewsExpire(t *testing.T) {
-	c := newClock(t0)
+	c := fakeclock.New(t0)
 	v, _ := primed(t, c, trace.ViewConfig{MessageTTL: time.Hour, CountsTTL: 48 * time.Hour})
 	ctx := context.Background()
 	day := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
@@ -165,7 +166,7 @@ func TestViewsExpire(t *testing.T) {
 }
 
 func TestViewsFullListDefers(t *testing.T) {
-	c := newClock(t0)
+	c := fakeclock.New(t0)
 	v, _ := primed(t, c, trace.ViewConfig{MessageMaxEvents: 3, ReceiverMaxEvents: 3})
 	ctx := context.Background()
 	batch := m1Batch()

@@ -4,13 +4,13 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/waypost/waypost/internal/platform/fakeclock"
 	"github.com/waypost/waypost/internal/platform/kv"
 	"github.com/waypost/waypost/internal/platform/kv/kvtest"
 )
@@ -29,26 +29,8 @@ func TestConformance(t *testing.T) {
 	kvtest.Run(t, func(t *testing.T) kv.Store { return newStore(t) })
 }
 
-// fakeClock is a hand-moved clock.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 func TestInjectedClockDrivesExpiry(t *testing.T) {
-	clock := &fakeClock{now: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}
+	clock := fakeclock.New(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
 	s := newStore(t, WithClock(clock.Now), WithSweepInterval(0))
 	ctx := t.Context()
 
@@ -82,7 +64,7 @@ func TestInjectedClockDrivesExpiry(t *testing.T) {
 }
 
 func TestSweeperRemovesUntouchedKeys(t *testing.T) {
-	clock := &fakeClock{now: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}
+	clock := fakeclock.New(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
 	s := newStore(t, WithClock(clock.Now), WithSweepInterval(time.Millisecond))
 	ctx := t.Context()
 	const n = 5000
@@ -229,7 +211,7 @@ func onceSize(s *Store) (sets, ids int) {
 }
 
 func TestOnceIDsAreForgotten(t *testing.T) {
-	clock := &fakeClock{now: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}
+	clock := fakeclock.New(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
 	s := newStore(t, WithClock(clock.Now), WithSweepInterval(0))
 	ctx := t.Context()
 	apply := func(from, to int, idTTL time.Duration) {
@@ -259,7 +241,7 @@ func TestOnceIDsAreForgotten(t *testing.T) {
 }
 
 func TestSweeperRemovesExpiredIDSets(t *testing.T) {
-	clock := &fakeClock{now: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}
+	clock := fakeclock.New(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
 	s := newStore(t, WithClock(clock.Now), WithSweepInterval(time.Millisecond))
 	ctx := t.Context()
 	for i := range 500 {
@@ -275,7 +257,7 @@ func TestSweeperRemovesExpiredIDSets(t *testing.T) {
 // TestWindowEdgeOnTheStoreClock: with the caller's clock the store's own,
 // an entry exactly Window old still counts, so the key must still be there.
 func TestWindowEdgeOnTheStoreClock(t *testing.T) {
-	clock := &fakeClock{now: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}
+	clock := fakeclock.New(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
 	s := newStore(t, WithClock(clock.Now), WithSweepInterval(0))
 	ctx := t.Context()
 	req := func(member string) kv.WindowRequest {

@@ -3,39 +3,19 @@ package inbox_test
 import (
 	"context"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/waypost/waypost/internal/platform/fakeclock"
 	"github.com/waypost/waypost/internal/platform/sqldb"
 	"github.com/waypost/waypost/internal/platform/sqldb/sqltest"
 	"github.com/waypost/waypost/internal/push/channel/inbox"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// clock is a settable test clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 func msg(receiver, id string) inbox.Message {
 	return inbox.Message{Receiver: receiver, MessageID: id, BusinessID: "2000000120260301", TemplateID: 1, Text: "hello " + id}
@@ -44,7 +24,7 @@ func msg(receiver, id string) inbox.Message {
 func TestStore(t *testing.T) {
 	sqltest.EachDialect(t, func(t *testing.T, db *sqldb.DB) {
 		ctx := context.Background()
-		clk := newClock()
+		clk := fakeclock.New(time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC))
 		st := inbox.NewStore(db, inbox.WithStoreClock(clk.Now))
 
 		t.Run("put is idempotent per receiver and message", func(t *testing.T) {
