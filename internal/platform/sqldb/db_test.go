@@ -112,6 +112,11 @@ func TestSQLitePragmas(t *testing.T) {
 				require.Equal(t, tt.journalMode, mode)
 				require.Equal(t, 1, fk)
 				require.Equal(t, 5000, busy)
+				var cache, temp int
+				require.NoError(t, c.QueryRowContext(t.Context(), "PRAGMA cache_size").Scan(&cache))
+				require.NoError(t, c.QueryRowContext(t.Context(), "PRAGMA temp_store").Scan(&temp))
+				require.Equal(t, -65536, cache, "64 MiB page cache")
+				require.Equal(t, 2, temp, "temp_store = MEMORY")
 			}
 		})
 	}

@@ -80,6 +80,25 @@ func TestParseSQLite(t *testing.T) {
 		{"caller setting wins", "sqlite:/d/w.db?_busy_timeout=100&_journal=DELETE", "/d/w.db", "/d/w.db?", map[string]string{
 			"_busy_timeout": "100", "_journal": "DELETE", "_journal_mode": ""}},
 	}
+	pragmaTests := []struct {
+		name string
+		dsn  string
+		want []string
+	}{
+		{"default pragmas", "sqlite:/d/w.db", []string{"cache_size(-65536)", "temp_store(memory)"}},
+		{"caller pragma wins", "sqlite:/d/w.db?_pragma=CACHE_SIZE%3D-1000&_pragma=mmap_size(0)",
+			[]string{"CACHE_SIZE=-1000", "mmap_size(0)", "temp_store(memory)"}},
+	}
+	for _, tt := range pragmaTests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseSQLite(tt.dsn)
+			require.NoError(t, err)
+			_, raw, _ := strings.Cut(got.driverDSN, "?")
+			q, err := url.ParseQuery(raw)
+			require.NoError(t, err)
+			require.ElementsMatch(t, tt.want, q["_pragma"])
+		})
+	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := parseSQLite(tt.dsn)

@@ -112,6 +112,19 @@ func parseSQLite(dsn string) (sqliteTarget, error) {
 		{"_txlock", "immediate"},
 		{"_time_format", "sqlite"},
 	}
+	// Pragmas without a DSN key of their own, each unless the caller set it:
+	//   - cache_size: up to 64 MiB of page cache per connection (SQLite's
+	//     default is 2 MiB). A write transaction whose dirty pages outgrow
+	//     the cache spills them to the WAL mid-transaction, and index pages
+	//     that fall out of it are read back with a syscall each.
+	//   - temp_store: the statement journal a multi-row INSERT … ON CONFLICT
+	//     keeps (to undo a failing statement) lives in memory instead of a
+	//     temporary file written page by page.
+	for _, p := range []string{"cache_size(-65536)", "temp_store(memory)"} {
+		if !hasPragma(q, p) {
+			q.Add("_pragma", p)
+		}
+	}
 	if !memory {
 		defaults = append(defaults,
 			[2]string{"_journal_mode", "WAL"},
@@ -134,6 +147,25 @@ func parseSQLite(dsn string) (sqliteTarget, error) {
 		t.path = path
 	}
 	return t, nil
+}
+
+// hasPragma reports whether q has a _pragma of the same name as p ("name(value)"
+// or "name=value").
+func hasPragma(q url.Values, p string) bool {
+	name := pragmaName(p)
+	for _, v := range q["_pragma"] {
+		if strings.EqualFold(pragmaName(v), name) {
+			return true
+		}
+	}
+	return false
+}
+
+func pragmaName(p string) string {
+	if i := strings.IndexAny(p, "(="); i >= 0 {
+		p = p[:i]
+	}
+	return strings.TrimSpace(p)
 }
 
 // hasAnyKey reports whether q sets key or the driver's alias for it.
