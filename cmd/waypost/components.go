@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net/http"
 
+	oteltrace "go.opentelemetry.io/otel/trace"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -53,7 +55,10 @@ type wiring struct {
 	reg      prometheus.Registerer
 	closers  []func() error // run after the group has stopped
 	grpcAddr string         // the bound gRPC address, for in-process clients
-	banner   []string       // extra lines for the ready banner
+	// tracer is the tracer provider when tracing is on, else nil: components
+	// then skip their spans altogether.
+	tracer oteltrace.TracerProvider
+	banner []string // extra lines for the ready banner
 	// endStreams end long-lived HTTP responses before the server drains.
 	endStreams []func()
 
@@ -117,7 +122,8 @@ func addHub(ctx context.Context, w *wiring, standalone bool) error {
 		target = w.grpcAddr
 	}
 	ds, err := downstream.Dial(ctx, target, downstream.Config{CallTimeout: w.cfg.Hub.CallTimeout},
-		downstream.WithLogger(w.logger.With("component", "hub-downstream")), downstream.WithRegisterer(w.reg))
+		downstream.WithLogger(w.logger.With("component", "hub-downstream")), downstream.WithRegisterer(w.reg),
+		downstream.WithTracerProvider(w.tracer))
 	if err != nil {
 		return fmt.Errorf("hub downstream %s: %w", target, err)
 	}
@@ -135,7 +141,7 @@ func addHub(ctx context.Context, w *wiring, standalone bool) error {
 		return fmt.Errorf("tracking relay: %w", err)
 	}
 	api, err := hubapi.New(w.eng.sql, ds, hubapi.Config{MaxBody: w.cfg.HTTP.MaxBodyBytes,
-		Flow: flow.Config{Tracking: relay}}, w.logger.With("component", "hub"), w.reg)
+		Flow: flow.Config{Tracking: relay, TracerProvider: w.tracer}}, w.logger.With("component", "hub"), w.reg)
 	if err != nil {
 		return fmt.Errorf("hub: %w", err)
 	}

@@ -131,6 +131,9 @@ func serve(ctx context.Context, m mode, args, environ []string, stdout, stderr i
 		cfg: cfg.Config, eng: eng, mux: mux, grpc: grpcSrv, group: group,
 		logger: logger, reg: reg, grpcAddr: grpcSrv.Addr().String(),
 	}
+	if cfg.Tracing.Enabled {
+		w.tracer = tp
+	}
 	group.Add("http", httpSrv.Serve, func(ctx context.Context) error {
 		health.SetDraining()
 		// Long-lived responses (event streams) end first, or Shutdown

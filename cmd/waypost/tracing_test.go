@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -52,7 +53,7 @@ func TestTracingExportsSpansToOTLP(t *testing.T) {
 
 	cmd := waypostCmd(t, "up", "--data", t.TempDir(), "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0")
 	cmd.Env = append(cmd.Env, "WAYPOST_TRACING_ENABLED=true", "WAYPOST_TRACING_INSECURE=true",
-		"WAYPOST_TRACING_ENDPOINT="+ln.Addr().String())
+		"WAYPOST_TRACING_ENDPOINT="+ln.Addr().String(), "WAYPOST_BOOTSTRAP_API_KEY="+testKey)
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
@@ -62,15 +63,19 @@ func TestTracingExportsSpansToOTLP(t *testing.T) {
 	resp, err := http.Get(base + "/healthz")
 	require.NoError(t, err)
 	resp.Body.Close()
+	// A sort runs its market's DAG flow: each step gets a span, and each
+	// downstream call a client span under it.
+	waybill := postJSON(t, base+"/sandbox/v1/waybills", `{"originStation":"SGFM01","destinationStation":"SGLM01",
+		"type":"standard","service":"standard","weightGrams":1200,
+		"receiver":{"name":"Tan","phone":"+6591234567","address":"1 Orchard Rd"}}`, http.StatusCreated, testKey)["waybill"].(string)
+	postJSON(t, base+"/api/v1/hub/sort", `{"station":"SGFM01","waybill":"`+waybill+`","operator":"op1","device":"pda1"}`,
+		http.StatusOK, testKey)
 	// Spans are batched; the graceful stop flushes them.
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
 	require.NoError(t, cmd.Wait())
-	require.Eventually(t, func() bool {
-		for _, n := range col.spans() {
-			if strings.Contains(n, "/healthz") {
-				return true
-			}
-		}
-		return false
-	}, 5*time.Second, 20*time.Millisecond, "spans received: %v", col.spans())
+	for _, want := range []string{"/healthz", "sort/SG/waybill", "sort/SG/decide", "sort/SG/persist", "OrderService/"} {
+		require.Eventually(t, func() bool {
+			return slices.ContainsFunc(col.spans(), func(n string) bool { return strings.Contains(n, want) })
+		}, 5*time.Second, 20*time.Millisecond, "span %q among those received: %v", want, col.spans())
+	}
 }

@@ -8,6 +8,10 @@ import (
 	"slices"
 	"sync/atomic"
 
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -54,6 +58,7 @@ type Option func(*options)
 type options struct {
 	logger *slog.Logger
 	reg    prometheus.Registerer
+	tp     trace.TracerProvider
 }
 
 // WithLogger sets the logger; nil (the default) discards.
@@ -63,10 +68,24 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l 
 // default) keeps them unexported.
 func WithRegisterer(reg prometheus.Registerer) Option { return func(o *options) { o.reg = reg } }
 
+// WithTracerProvider gives every call Dial's connection makes a client span
+// under tp, and carries the caller's trace context to the services; nil (the
+// default) traces nothing and costs nothing.
+func WithTracerProvider(tp trace.TracerProvider) Option { return func(o *options) { o.tp = tp } }
+
 // Dial connects to target, where all five services are served (in `up`, the
 // process's own gRPC address). It does not block on the connection.
 func Dial(_ context.Context, target string, cfg Config, opts ...Option) (*GRPC, error) {
-	conn, err := grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	dialOpts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	if o.tp != nil {
+		dialOpts = append(dialOpts, grpc.WithStatsHandler(otelgrpc.NewClientHandler(
+			otelgrpc.WithTracerProvider(o.tp), otelgrpc.WithPropagators(propagation.TraceContext{}))))
+	}
+	conn, err := grpc.NewClient(target, dialOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("downstream: dial %s: %w", target, err)
 	}
