@@ -6,7 +6,6 @@ package webhook
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +14,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/waypost/waypost/internal/platform/egress"
@@ -102,6 +102,12 @@ type Sender struct {
 	now    func() time.Time
 	sleep  func(ctx context.Context, d time.Duration) error
 	jitter func(d time.Duration) time.Duration
+
+	// Built once so a request costs only what differs per delivery.
+	tmpl        *http.Request // method, URL and Host; copied per attempt
+	contentType []string      // header values shared by every request:
+	userAgent   []string      // len == cap, so an append copies
+	signers     *sync.Pool    // of *signer keyed with cfg.Secret
 }
 
 var _ channel.Sender = (*Sender)(nil)
@@ -150,7 +156,13 @@ func New(cfg Config, client *http.Client, opts ...Option) (channel.Sender, error
 		}
 		return nil
 	}
-	s := &Sender{cfg: cfg, client: &c, now: time.Now, sleep: sleepCtx, jitter: equalJitter}
+	tmpl, err := http.NewRequest(http.MethodPost, cfg.URL, nil)
+	if err != nil {
+		return nil, fmt.Errorf("%w: url: %w", ErrConfig, err)
+	}
+	s := &Sender{cfg: cfg, client: &c, now: time.Now, sleep: sleepCtx, jitter: equalJitter,
+		tmpl: tmpl, contentType: []string{"application/json"}, userAgent: []string{UserAgent},
+		signers: newSignerPool(cfg.Secret)}
 	for _, o := range opts {
 		o(s)
 	}
@@ -182,16 +194,23 @@ func equalJitter(d time.Duration) time.Duration {
 // MaxAttempts within ctx. Other 4xx replies and egress refusals are
 // channel.Permanent. ProviderID is the receiver's X-Request-Id, if any.
 func (s *Sender) Send(ctx context.Context, m channel.Message) (channel.Result, error) {
-	body, err := json.Marshal(payload{
+	p := payload{
 		MessageID: m.MessageID, BusinessID: m.BusinessID, TemplateID: m.TemplateID,
 		Receiver: m.Receiver, Text: m.Text, SentAt: s.now().UTC(),
-	})
+	}
+	// The body is not pooled: net/http writes a request's headers and body
+	// in one syscall only when the body is a *bytes.Reader (or another
+	// reader it knows is in memory), which never says when the transport
+	// is done with the bytes. A second write per request costs more than
+	// the allocation.
+	body, err := appendPayload(make([]byte, 0, payloadOverhead+len(p.MessageID)+len(p.BusinessID)+len(p.Receiver)+len(p.Text)), p)
 	if err != nil {
 		return channel.Result{}, fmt.Errorf("webhook: encode %s: %w", m.MessageID, err)
 	}
+	getBody := func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	var lastErr error
 	for attempt := 1; ; attempt++ {
-		res, wait, err := s.attempt(ctx, m.MessageID, body)
+		res, wait, err := s.attempt(ctx, m.MessageID, body, getBody)
 		if err == nil {
 			return res, nil
 		}
@@ -218,22 +237,26 @@ func (s *Sender) backoff(failed int) time.Duration {
 	return min(d, MaxBackoff)
 }
 
-// attempt makes one signed POST. A non-nil error is either Permanent or
-// retryable; wait > 0 is a wait the receiver asked for with Retry-After.
-func (s *Sender) attempt(ctx context.Context, messageID string, body []byte) (channel.Result, time.Duration, error) {
+// attempt makes one signed POST of body, read through getBody. A non-nil
+// error is either Permanent or retryable; wait > 0 is a wait the receiver
+// asked for with Retry-After.
+func (s *Sender) attempt(ctx context.Context, messageID string, body []byte, getBody func() (io.ReadCloser, error)) (channel.Result, time.Duration, error) {
 	actx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(actx, http.MethodPost, s.cfg.URL, bytes.NewReader(body))
-	if err != nil {
-		return channel.Result{}, 0, channel.Permanent(fmt.Errorf("build request: %w", err))
-	}
 	// Signed per attempt so a retry late in the window still verifies.
-	ts := strconv.FormatInt(s.now().Unix(), 10)
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", UserAgent)
-	req.Header.Set(HeaderTimestamp, ts)
-	req.Header.Set(HeaderSignature, sign(s.cfg.Secret, ts, body))
-	req.Header.Set(HeaderMessageID, messageID)
+	ts, sig := s.signNow(body)
+	vals := []string{ts, sig, messageID}
+	req := s.tmpl.WithContext(actx)
+	req.Header = http.Header{
+		"Content-Type":  s.contentType,
+		"User-Agent":    s.userAgent,
+		HeaderTimestamp: vals[0:1:1],
+		HeaderSignature: vals[1:2:2],
+		HeaderMessageID: vals[2:3:3],
+	}
+	// GetBody hands a followed redirect or a transport retry a fresh reader.
+	req.Body, _ = getBody()
+	req.GetBody, req.ContentLength = getBody, int64(len(body))
 
 	resp, err := s.client.Do(req)
 	if err != nil {
@@ -243,21 +266,32 @@ func (s *Sender) attempt(ctx context.Context, messageID string, body []byte) (ch
 		return channel.Result{}, 0, err
 	}
 	defer resp.Body.Close()
+	code := resp.StatusCode
+	if code >= 200 && code < 300 {
+		// Nothing of a 2xx body is kept: drain as much as the error path
+		// reads, so the connection can be reused.
+		if resp.Body != http.NoBody {
+			_, _ = io.CopyN(io.Discard, resp.Body, snippetBytes+drainBytes)
+		}
+		return channel.Result{ProviderID: resp.Header.Get("X-Request-Id")}, 0, nil
+	}
 	// Read a little of the reply for the error text, and drain so the
 	// connection can be reused.
-	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-
-	code := resp.StatusCode
+	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, snippetBytes))
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, drainBytes))
 	switch {
-	case code >= 200 && code < 300:
-		return channel.Result{ProviderID: resp.Header.Get("X-Request-Id")}, 0, nil
 	case code == http.StatusTooManyRequests || code == http.StatusRequestTimeout || code >= 500:
 		return channel.Result{}, retryAfter(resp.Header.Get("Retry-After"), s.now()), statusError(resp, snippet)
 	default:
 		return channel.Result{}, 0, channel.Permanent(statusError(resp, snippet))
 	}
 }
+
+// Bytes of a reply read for the error text, and drained after it.
+const (
+	snippetBytes = 256
+	drainBytes   = 64 << 10
+)
 
 func statusError(resp *http.Response, snippet []byte) error {
 	text := strings.TrimSpace(string(snippet))

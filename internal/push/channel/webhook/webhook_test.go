@@ -348,3 +348,51 @@ func TestNewValidation(t *testing.T) {
 		})
 	}
 }
+
+// Each sender signs with its own secret though signers are pooled and
+// requests share header templates: concurrent sends of two accounts all
+// verify under their own secret only, with their own bodies.
+func TestSendConcurrentAccountsSignWithTheirOwnSecret(t *testing.T) {
+	srv := newSink(t, status(http.StatusOK))
+	client := loopback().HTTPClient(0)
+	t.Cleanup(client.CloseIdleConnections)
+	secrets := []string{"whsec_a", "whsec_b"}
+	senders := make([]channel.Sender, len(secrets))
+	for i, sec := range secrets {
+		s, err := webhook.New(webhook.Config{URL: srv.URL + "/" + sec, Secret: sec}, client)
+		require.NoError(t, err)
+		senders[i] = s
+	}
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 25 {
+				m := msg
+				m.Receiver = strconv.Itoa(g*100 + i)
+				if _, err := senders[(g+i)%2].Send(context.Background(), m); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	reqs := srv.requests()
+	require.Len(t, reqs, 100)
+	seen := map[string]bool{}
+	for _, r := range reqs {
+		var p struct{ Receiver string }
+		require.NoError(t, json.Unmarshal(r.body, &p))
+		seen[p.Receiver] = true
+		ok := 0
+		for _, sec := range secrets {
+			if webhook.Verify(sec, r.header, r.body, time.Now(), time.Minute) == nil {
+				ok++
+			}
+		}
+		require.Equal(t, 1, ok, "verifies under exactly one secret")
+		require.Equal(t, []string{"application/json"}, r.header["Content-Type"])
+		require.Equal(t, []string{webhook.UserAgent}, r.header["User-Agent"])
+		require.Equal(t, strconv.Itoa(len(r.body)), r.header.Get("Content-Length"))
+	}
+	require.Len(t, seen, 100, "every body is its own")
+}
