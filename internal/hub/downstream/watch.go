@@ -52,15 +52,18 @@ func (g *GRPC) Watch(ctx context.Context) error {
 		}
 		wait := backoff(failures, g.cfg.WatchRetryMin, g.cfg.WatchRetryMax, rand.Float64())
 		failures++
-		g.logger.WarnContext(ctx, "downstream: basic data change stream lost; caches cleared, resubscribing",
-			"since_revision", since, "retry_in", wait, "err", err)
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
+			// A stream lost while the process stops (in up, its own gRPC
+			// server ends the stream as shutdown begins, a moment before
+			// ctx ends) is no news: nothing was missed that matters.
 			t.Stop()
 			return nil
 		case <-t.C:
 		}
+		g.logger.WarnContext(ctx, "downstream: basic data change stream lost; caches cleared, resubscribing",
+			"since_revision", since, "waited", wait, "err", err)
 	}
 }
 
