@@ -143,8 +143,23 @@ func (it *traceItem) expand(out []Anchor) []Anchor {
 // DecodeAnchors reads a trace-topic message value: one anchor object, or a
 // JSON array of anchors and receiver sets, each set expanded into its
 // anchors.
+//
+// The strings of the anchors may share one allocation holding the whole
+// value: a caller that keeps a few of them for long (as map keys, say)
+// should strings.Clone them. The states are the package's constants.
 func DecodeAnchors(b []byte) ([]Anchor, error) {
 	b = bytes.TrimSpace(b)
+	if len(b) > 0 {
+		if out, ok := decodeAnchorsFast(b); ok {
+			return out, nil
+		}
+	}
+	return decodeAnchorsJSON(b)
+}
+
+// decodeAnchorsJSON is DecodeAnchors by encoding/json, for what
+// decodeAnchorsFast leaves to it: every error, and values spelled unusually.
+func decodeAnchorsJSON(b []byte) ([]Anchor, error) {
 	if len(b) > 0 && b[0] == '[' {
 		var items []traceItem
 		if err := json.Unmarshal(b, &items); err != nil {
