@@ -90,12 +90,33 @@ const (
 
 // entry is one key. Only the field of its kind is used.
 type entry struct {
-	kind     kind
+	kind kind
+	// small holds a string value of up to 7 bytes (the handler's ledger
+	// marks, short counters) so such a key is one allocation, not two. It
+	// sits in the padding after kind and costs no space.
+	small    [7]byte
 	expireAt int64 // unix nanoseconds; 0 means no expiry
 	str      []byte
 	list     [][]byte
 	hash     map[string]int64
 	win      *window
+}
+
+// newString returns a string entry holding a copy of val.
+func newString(val []byte, expireAt int64) *entry {
+	e := &entry{kind: kindString, expireAt: expireAt}
+	e.setStr(val)
+	return e
+}
+
+// setStr makes e's value a copy of val, in e's own bytes when it fits. Get
+// hands out copies, so nobody else holds the bytes it replaces.
+func (e *entry) setStr(val []byte) {
+	if len(val) <= len(e.small) {
+		e.str = append(e.small[:0], val...)
+		return
+	}
+	e.str = clone(val)
 }
 
 var _ kv.InProcess = (*Store)(nil)
@@ -215,7 +236,15 @@ func (s *Store) Set(ctx context.Context, key string, val []byte, ttl time.Durati
 		return err
 	}
 	defer sh.mu.Unlock()
-	sh.m[key] = &entry{kind: kindString, str: clone(val), expireAt: expiry(s.now(), ttl)}
+	now := s.now()
+	// A string key is overwritten in place: the ledger marks each claimed
+	// receiver sent, and a new entry per mark would be garbage per send.
+	if e := sh.live(key, now); e != nil && e.kind == kindString {
+		e.setStr(val)
+		e.expireAt = expiry(now, ttl)
+		return nil
+	}
+	sh.m[key] = newString(val, expiry(now, ttl))
 	return nil
 }
 
@@ -233,7 +262,7 @@ func (s *Store) SetNX(ctx context.Context, key string, val []byte, ttl time.Dura
 	if sh.live(key, now) != nil {
 		return false, nil
 	}
-	sh.m[key] = &entry{kind: kindString, str: clone(val), expireAt: expiry(now, ttl)}
+	sh.m[key] = newString(val, expiry(now, ttl))
 	return true, nil
 }
 
@@ -259,8 +288,12 @@ func (s *Store) CompareAndSwap(ctx context.Context, key string, old, val []byte,
 		return false, wrongType("compare-and-swap", key)
 	case old != nil && string(e.str) != string(old):
 		return false, nil
+	case e != nil && e.kind == kindString:
+		e.setStr(val)
+		e.expireAt = expiry(now, ttl)
+		return true, nil
 	}
-	sh.m[key] = &entry{kind: kindString, str: clone(val), expireAt: expiry(now, ttl)}
+	sh.m[key] = newString(val, expiry(now, ttl))
 	return true, nil
 }
 
@@ -315,6 +348,7 @@ func (s *Store) IncrBy(ctx context.Context, key string, delta int64, expireAt ti
 	}
 	if e == nil {
 		e = &entry{kind: kindString}
+		e.str = e.small[:0]
 		sh.m[key] = e
 	}
 	// Get hands out copies, so the buffer can be reused.

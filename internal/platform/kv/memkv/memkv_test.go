@@ -275,3 +275,57 @@ func TestWindowEdgeOnTheStoreClock(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, res.Admitted, "a microsecond later it has left the window")
 }
+
+// Short values live in the entry and string keys are overwritten in place;
+// neither may let a caller's slice, or a slice Get returned, alias the
+// stored bytes, and a value moving between the entry's bytes and its own
+// buffer must read back whole.
+func TestStringValuesInPlace(t *testing.T) {
+	ctx := t.Context()
+	s := newStore(t, WithSweepInterval(0))
+	vals := []string{"", "sent", "sending", "8 bytes!", "a much longer value than seven bytes", "failed", ""}
+	for i, v := range vals {
+		val := []byte(v)
+		if i%2 == 0 {
+			require.NoError(t, s.Set(ctx, "k", val, time.Hour))
+		} else {
+			prev, err := s.Get(ctx, "k")
+			require.NoError(t, err)
+			ok, err := s.CompareAndSwap(ctx, "k", prev, val, time.Hour)
+			require.NoError(t, err)
+			require.True(t, ok)
+		}
+		for j := range val {
+			val[j] = 'X' // the caller reuses its buffer
+		}
+		got, err := s.Get(ctx, "k")
+		require.NoError(t, err)
+		require.Equal(t, v, string(got))
+		if len(got) > 0 {
+			got[0] = 'Y' // the caller scribbles on what Get returned
+			again, err := s.Get(ctx, "k")
+			require.NoError(t, err)
+			require.Equal(t, v, string(again))
+		}
+	}
+
+	ok, err := s.SetNX(ctx, "n", []byte("sending"), time.Hour)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.NoError(t, s.Delete(ctx, "n"))
+	for want := int64(1); want <= 100_000_000; want *= 10 { // grows past the entry's bytes
+		n, err := s.IncrBy(ctx, "c", want-want/10, time.Time{})
+		require.NoError(t, err)
+		require.Equal(t, want, n)
+		got, err := s.Get(ctx, "c")
+		require.NoError(t, err)
+		require.Equal(t, fmt.Sprint(want), string(got))
+	}
+
+	// A Set over a key of another type replaces it with a string.
+	require.NoError(t, s.ListPush(ctx, "l", 10, 0, []byte("x")))
+	require.NoError(t, s.Set(ctx, "l", []byte("sent"), 0))
+	got, err := s.Get(ctx, "l")
+	require.NoError(t, err)
+	require.Equal(t, "sent", string(got))
+}
