@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"slices"
 	"strconv"
 	"time"
@@ -126,14 +125,10 @@ func receiverKey(rcv string, day time.Time) string {
 
 func countsKey(businessID string) string { return keyCounts + businessID }
 
-// onceID is the compact identity of an event for kv.HashIncrOnce: 128 bits
-// of FNV-1a over (messageId, eventId), the detail store's key.
-func onceID(a *push.Anchor) string {
-	h := fnv.New128a()
-	_, _ = h.Write([]byte(a.MessageID))
-	_, _ = h.Write([]byte{0})
-	_, _ = h.Write([]byte(a.EventID))
-	return string(h.Sum(nil))
+// ownedListPusher is a kv store that can keep the values of a
+// ListPushBatch without copying them (memkv); Write hands its buffer over.
+type ownedListPusher interface {
+	ListPushBatchOwned(ctx context.Context, reqs []kv.ListPushRequest) error
 }
 
 // Write adds a batch of anchors (that passed Validate) to the views: the
@@ -146,36 +141,7 @@ func (v *Views) Write(ctx context.Context, anchors []push.Anchor) error {
 	if _, err := v.kv.SetNX(ctx, keySince, []byte(strconv.FormatInt(now.UnixMicro(), 10)), 0); err != nil {
 		return fmt.Errorf("trace views: mark: %w", err)
 	}
-	lists := make(map[string]int, 2*len(anchors)) // key -> index in reqs
-	reqs := make([]kv.ListPushRequest, 0, 2*len(anchors))
-	add := func(key string, maxLen int, ttl time.Duration, val []byte) {
-		i, ok := lists[key]
-		if !ok {
-			i = len(reqs)
-			lists[key] = i
-			reqs = append(reqs, kv.ListPushRequest{Key: key, MaxLen: maxLen, TTL: ttl})
-		}
-		reqs[i].Vals = append(reqs[i].Vals, val)
-	}
-	incrs := make([]kv.OnceIncrement, 0, len(anchors))
-	for i := range anchors {
-		a := &anchors[i]
-		val, err := json.Marshal(viewEvent{EventID: a.EventID, MessageID: a.MessageID, BusinessID: a.BusinessID,
-			Receiver: a.Receiver, State: a.State, At: a.At.UnixMicro(), Detail: a.Detail})
-		if err != nil {
-			return fmt.Errorf("trace views: encode event: %w", err)
-		}
-		add(messageKey(a.MessageID), v.cfg.MessageMaxEvents, v.cfg.MessageTTL, val)
-		// A day already over has no list any more; its queries go to the
-		// detail store.
-		if start, end := dayOf(a.At, v.cfg.Location); end.After(now) {
-			add(receiverKey(a.Receiver, start), v.cfg.ReceiverMaxEvents, end.Sub(now), val)
-		}
-		if a.BusinessID != "" {
-			incrs = append(incrs, kv.OnceIncrement{Key: countsKey(a.BusinessID), Field: a.State, Delta: 1,
-				TTL: v.cfg.CountsTTL, ID: onceID(a), IDTTL: v.cfg.EventIDTTL})
-		}
-	}
+	reqs, incrs := v.batch(anchors, now)
 	// The lists and the counts are independent (each write is idempotent
 	// on its own), so on a networked store their round trips overlap.
 	countsErr := make(chan error, 1)
@@ -183,7 +149,13 @@ func (v *Views) Write(ctx context.Context, anchors []push.Anchor) error {
 		_, err := v.kv.HashIncrOnce(ctx, incrs)
 		countsErr <- err
 	}()
-	listErr := v.kv.ListPushBatch(ctx, reqs)
+	var listErr error
+	if o, ok := v.kv.(ownedListPusher); ok {
+		// Nothing else refers to the batch's buffer once it is built.
+		listErr = o.ListPushBatchOwned(ctx, reqs)
+	} else {
+		listErr = v.kv.ListPushBatch(ctx, reqs)
+	}
 	if err := <-countsErr; err != nil {
 		return fmt.Errorf("trace views: counts: %w", err)
 	}

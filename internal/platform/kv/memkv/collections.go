@@ -20,11 +20,24 @@ func (s *Store) ListPush(ctx context.Context, key string, maxLen int, ttl time.D
 		return err
 	}
 	defer sh.mu.Unlock()
-	return sh.listPush(key, maxLen, ttl, vals, s.now())
+	return sh.listPush(key, maxLen, ttl, copyVals(vals), s.now())
 }
 
 // ListPushBatch runs the pushes in order, each under its key's lock.
 func (s *Store) ListPushBatch(ctx context.Context, reqs []kv.ListPushRequest) error {
+	return s.listPushBatch(ctx, reqs, false)
+}
+
+// ListPushBatchOwned is ListPushBatch keeping the values as they are
+// instead of copying them: the caller hands them over and must never
+// modify them (nor what they share a backing array with) again. Values of
+// several lists may share one array, which then lives as long as the
+// longest-lived of them. ListRange still returns copies.
+func (s *Store) ListPushBatchOwned(ctx context.Context, reqs []kv.ListPushRequest) error {
+	return s.listPushBatch(ctx, reqs, true)
+}
+
+func (s *Store) listPushBatch(ctx context.Context, reqs []kv.ListPushRequest, owned bool) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("memkv: list push batch: %w", err)
 	}
@@ -36,9 +49,13 @@ func (s *Store) ListPushBatch(ctx context.Context, reqs []kv.ListPushRequest) er
 	var first error
 	// Like a Redis pipeline, a failing request does not stop the ones after it.
 	for i, r := range reqs {
+		vals := r.Vals
+		if !owned {
+			vals = copyVals(vals)
+		}
 		sh := s.shardFor(r.Key)
 		sh.mu.Lock()
-		err := sh.listPush(r.Key, r.MaxLen, r.TTL, r.Vals, s.now())
+		err := sh.listPush(r.Key, r.MaxLen, r.TTL, vals, s.now())
 		sh.mu.Unlock()
 		if err != nil && first == nil {
 			first = fmt.Errorf("memkv: list push batch request %d: %w", i, err)
@@ -47,7 +64,26 @@ func (s *Store) ListPushBatch(ctx context.Context, reqs []kv.ListPushRequest) er
 	return first
 }
 
-// listPush is ListPush under sh.mu, which the caller holds.
+// copyVals copies vals into one new array, so that a push costs one
+// allocation, not one per value; they all go to one list, so the array
+// lives about as long as each of them would.
+func copyVals(vals [][]byte) [][]byte {
+	size := 0
+	for _, v := range vals {
+		size += len(v)
+	}
+	buf := make([]byte, 0, size)
+	out := make([][]byte, len(vals))
+	for i, v := range vals {
+		from := len(buf)
+		buf = append(buf, v...)
+		out[i] = buf[from:len(buf):len(buf)]
+	}
+	return out
+}
+
+// listPush is ListPush under sh.mu, which the caller holds; the list keeps
+// vals, which the caller has copied if need be.
 func (sh *shard) listPush(key string, maxLen int, ttl time.Duration, vals [][]byte, now int64) error {
 	if len(vals) == 0 {
 		return nil
@@ -59,9 +95,7 @@ func (sh *shard) listPush(key string, maxLen int, ttl time.Duration, vals [][]by
 	} else if e.kind != kindList {
 		return wrongType("listpush", key)
 	}
-	for _, v := range vals {
-		e.list = append(e.list, clone(v))
-	}
+	e.list = append(e.list, vals...)
 	if maxLen > 0 && len(e.list) > maxLen {
 		cut := len(e.list) - maxLen
 		// Clear the dropped head so the backing array does not pin it.
