@@ -48,6 +48,7 @@ type Handler struct {
 
 	consumers []*consumer
 	byName    map[string]*consumer
+	sends     map[push.Channel]sendCounters // of Config.Channels; read-only after New
 
 	poolsChanged chan struct{}  // signalled by push.pools changes
 	watching     sync.WaitGroup // watchPools
@@ -99,6 +100,7 @@ func New(cfg Config, q queue.Queue, ledger kv.Store, senders SenderResolver, log
 		emit:         newEmitter(q, log, cfg, m),
 		now:          cfg.Now,
 		byName:       map[string]*consumer{},
+		sends:        make(map[push.Channel]sendCounters, len(cfg.Channels)),
 		stopped:      make(chan struct{}),
 		poolsChanged: make(chan struct{}, 1),
 	}
@@ -112,6 +114,7 @@ func New(cfg Config, q queue.Queue, ledger kv.Store, senders SenderResolver, log
 		size = func(name string) PoolSize { return poolSize(pools.For(name)) }
 	}
 	for _, ch := range cfg.Channels {
+		h.sends[ch] = m.sendCounters(string(ch))
 		for _, mt := range cfg.MsgTypes {
 			name := PoolName(ch, mt)
 			c := &consumer{ch: ch, mt: mt, name: name, topic: push.Topic(ch, mt),

@@ -72,3 +72,19 @@ func (m *metrics) pool(ch, mt string) poolMetrics {
 		latency:   m.latency.WithLabelValues(ch, mt),
 	}
 }
+
+// sendCounters are one channel's series of sends_total, resolved once:
+// they count every receiver, and a label lookup per receiver is wasted work.
+type sendCounters struct {
+	sent, failed, retry, busy, skipped prometheus.Counter
+}
+
+func (m *metrics) sendCounters(ch string) sendCounters {
+	return sendCounters{
+		sent:    m.sends.WithLabelValues(ch, "sent"),
+		failed:  m.sends.WithLabelValues(ch, "failed"),
+		retry:   m.sends.WithLabelValues(ch, "retry"),
+		busy:    m.sends.WithLabelValues(ch, "busy"),
+		skipped: m.sends.WithLabelValues(ch, "skipped"),
+	}
+}

@@ -94,6 +94,7 @@ func (h *Handler) deliver(ctx context.Context, c *consumer, d *queue.Delivery, t
 	var retries []string
 	var lastErr error
 	waiting := false
+	keep := context.WithoutCancel(ctx)
 	for _, rcv := range receivers {
 		if ctx.Err() != nil {
 			// Draining past its bound: hand the task back so the receivers
@@ -101,7 +102,7 @@ func (h *Handler) deliver(ctx context.Context, c *consumer, d *queue.Delivery, t
 			h.nack(ctx, d, h.cfg.RejectDelay)
 			return false
 		}
-		out, err := h.sendOne(ctx, c, d, task, sender, rcv)
+		out, err := h.sendOne(ctx, keep, d, task, sender, rcv)
 		switch out {
 		case retry:
 			retries = append(retries, rcv)
@@ -139,11 +140,12 @@ func (h *Handler) sendSome(ctx context.Context, c *consumer, d *queue.Delivery, 
 		}
 		sender = failing{err: err}
 	}
+	keep := context.WithoutCancel(ctx)
 	for _, rcv := range receivers {
 		if ctx.Err() != nil {
 			return
 		}
-		_, _ = h.sendOne(ctx, c, d, task, sender, rcv)
+		_, _ = h.sendOne(ctx, keep, d, task, sender, rcv)
 	}
 }
 
@@ -165,13 +167,24 @@ func (h *Handler) countFailure(ctx context.Context, messageID string, attempt in
 	return int(n)
 }
 
-// sendOne claims rcv in the ledger, sends, and records the result.
-func (h *Handler) sendOne(ctx context.Context, c *consumer, d *queue.Delivery, task push.Task, sender channel.Sender, rcv string) (outcome, error) {
+// sendCounters are the sends_total series of ch.
+func (h *Handler) sendCounters(ch push.Channel) sendCounters {
+	if sc, ok := h.sends[ch]; ok {
+		return sc
+	}
+	return h.met.sendCounters(string(ch)) // a task of a channel not consumed here
+}
+
+// sendOne claims rcv in the ledger, sends, and records the result. keep is
+// ctx without its cancellation, for the writes that record a send that
+// happened.
+func (h *Handler) sendOne(ctx, keep context.Context, d *queue.Delivery, task push.Task, sender channel.Sender, rcv string) (outcome, error) {
 	key := LedgerKey(task.MessageID, rcv)
 	ch := string(task.Channel)
+	cnt := h.sendCounters(task.Channel)
 	claimed, err := h.ledger.SetNX(ctx, key, markSending, h.cfg.SendingTTL)
 	if err != nil {
-		h.met.sends.WithLabelValues(ch, "retry").Inc()
+		cnt.retry.Inc()
 		return retry, fmt.Errorf("ledger claim %s: %w", key, err)
 	}
 	if !claimed {
@@ -179,16 +192,16 @@ func (h *Handler) sendOne(ctx context.Context, c *consumer, d *queue.Delivery, t
 		switch {
 		case errors.Is(err, kv.ErrNotFound):
 			// The holder cleared it between our two calls: look again later.
-			h.met.sends.WithLabelValues(ch, "busy").Inc()
+			cnt.busy.Inc()
 			return busy, nil
 		case err != nil:
-			h.met.sends.WithLabelValues(ch, "retry").Inc()
+			cnt.retry.Inc()
 			return retry, fmt.Errorf("ledger read %s: %w", key, err)
 		case string(v) == string(markSending):
-			h.met.sends.WithLabelValues(ch, "busy").Inc()
+			cnt.busy.Inc()
 			return busy, nil
 		default: // sent or failed: settled by an earlier attempt
-			h.met.sends.WithLabelValues(ch, "skipped").Inc()
+			cnt.skipped.Inc()
 			return settled, nil
 		}
 	}
@@ -198,13 +211,13 @@ func (h *Handler) sendOne(ctx context.Context, c *consumer, d *queue.Delivery, t
 	})
 	switch {
 	case err == nil:
-		if err := h.ledger.Set(context.WithoutCancel(ctx), key, markSent, h.cfg.SentTTL); err != nil {
+		if err := h.ledger.Set(keep, key, markSent, h.cfg.SentTTL); err != nil {
 			// The send happened; without the mark a redelivery after the
 			// sending mark expires would send again. Log loudly; the task
 			// is still acked so this attempt does not resend.
 			h.log.Error("ledger mark sent", "key", key, "err", err)
 		}
-		h.met.sends.WithLabelValues(ch, "sent").Inc()
+		cnt.sent.Inc()
 		h.anchor(task, rcv, push.StateSent, d.Attempt, res.ProviderID)
 		return settled, nil
 	case channel.IsPermanent(err):
@@ -213,10 +226,10 @@ func (h *Handler) sendOne(ctx context.Context, c *consumer, d *queue.Delivery, t
 		return settled, nil
 	default:
 		// Clear the claim so the retry (or another member) may send.
-		if derr := h.ledger.Delete(context.WithoutCancel(ctx), key); derr != nil {
+		if derr := h.ledger.Delete(keep, key); derr != nil {
 			h.log.Warn("ledger clear after transient failure; retry waits for the sending TTL", "key", key, "err", derr)
 		}
-		h.met.sends.WithLabelValues(ch, "retry").Inc()
+		cnt.retry.Inc()
 		h.log.Warn("send failed; will retry", "messageId", task.MessageID, "receiver", rcv, "channel", ch,
 			"attempt", d.Attempt, "err", err)
 		return retry, err
@@ -246,7 +259,7 @@ func (h *Handler) fail(ctx context.Context, task push.Task, attempt int, rcv, re
 	if err := h.ledger.Set(context.WithoutCancel(ctx), key, markFailed, h.cfg.SentTTL); err != nil {
 		h.log.Error("ledger mark failed", "key", key, "err", err)
 	}
-	h.met.sends.WithLabelValues(string(task.Channel), "failed").Inc()
+	h.sendCounters(task.Channel).failed.Inc()
 	h.anchor(task, rcv, push.StateSendFailed, attempt, reason)
 }
 
