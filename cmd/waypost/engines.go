@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,6 +12,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/sasl"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/waypost/waypost/internal/platform/config"
 	"github.com/waypost/waypost/internal/platform/httpx"
@@ -79,15 +84,60 @@ func openEngines(ctx context.Context, cfg config.Config, logger *slog.Logger, re
 		e.queue, err = natsq.New(ctx, natsq.Config{URL: n.URL, StreamPrefix: n.StreamPrefix, Replicas: n.Replicas}, logger, reg)
 	case "kafka":
 		k := cfg.Queue.Kafka
+		tlsCfg, mech, serr := kafkaSecurity(k)
+		if serr != nil {
+			return nil, serr
+		}
 		e.queue, err = kafkaq.New(ctx, kafkaq.Config{
 			Brokers: k.Brokers, TopicPrefix: k.TopicPrefix, ClientID: k.ClientID,
-			Partitions: k.Partitions, ReplicationFactor: k.ReplicationFactor,
+			Partitions: k.Partitions, ReplicationFactor: k.ReplicationFactor, TLS: tlsCfg, SASL: mech,
 		}, logger, reg)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("queue %s: %w", cfg.Queue.Backend, err)
 	}
 	return e, nil
+}
+
+// kafkaSecurity turns queue.kafka.tls and queue.kafka.sasl into the TLS
+// configuration and SASL mechanism of the Kafka clients (nil when off).
+func kafkaSecurity(k config.Kafka) (*tls.Config, sasl.Mechanism, error) {
+	var tlsCfg *tls.Config
+	if t := k.TLS; t.Enabled {
+		// InsecureSkipVerify is an explicit opt-in, documented as for tests.
+		tlsCfg = &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName,
+			InsecureSkipVerify: t.InsecureSkipVerify}
+		if t.CAFile != "" {
+			pem, err := os.ReadFile(t.CAFile)
+			if err != nil {
+				return nil, nil, fmt.Errorf("queue.kafka.tls.ca_file: %w", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, nil, fmt.Errorf("queue.kafka.tls.ca_file: no PEM certificate in %s", t.CAFile)
+			}
+			tlsCfg.RootCAs = pool
+		}
+		if t.CertFile != "" {
+			cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+			if err != nil {
+				return nil, nil, fmt.Errorf("queue.kafka.tls.cert_file/key_file: %w", err)
+			}
+			tlsCfg.Certificates = []tls.Certificate{cert}
+		}
+	}
+	s := k.SASL
+	switch s.Mechanism {
+	case "":
+		return tlsCfg, nil, nil
+	case "plain":
+		return tlsCfg, plain.Auth{User: s.Username, Pass: s.Password}.AsMechanism(), nil
+	case "scram-sha-256":
+		return tlsCfg, scram.Auth{User: s.Username, Pass: s.Password}.AsSha256Mechanism(), nil
+	case "scram-sha-512":
+		return tlsCfg, scram.Auth{User: s.Username, Pass: s.Password}.AsSha512Mechanism(), nil
+	}
+	return nil, nil, fmt.Errorf("queue.kafka.sasl.mechanism: unknown %q", s.Mechanism)
 }
 
 // redisOptions are the go-redis options of the kv engine's server, for a

@@ -110,11 +110,36 @@ type NATS struct {
 
 // Kafka is an external Kafka cluster.
 type Kafka struct {
-	Brokers           []string `yaml:"brokers"`
-	TopicPrefix       string   `yaml:"topic_prefix"`
-	ClientID          string   `yaml:"client_id"`
-	Partitions        int      `yaml:"partitions"`
-	ReplicationFactor int      `yaml:"replication_factor"`
+	Brokers           []string  `yaml:"brokers"`
+	TopicPrefix       string    `yaml:"topic_prefix"`
+	ClientID          string    `yaml:"client_id"`
+	Partitions        int       `yaml:"partitions"`
+	ReplicationFactor int       `yaml:"replication_factor"`
+	TLS               KafkaTLS  `yaml:"tls"`
+	SASL              KafkaSASL `yaml:"sasl"`
+}
+
+// KafkaTLS connects to the brokers over TLS.
+type KafkaTLS struct {
+	Enabled bool `yaml:"enabled"`
+	// CAFile is a PEM bundle of the CAs to trust; empty: the system's.
+	CAFile string `yaml:"ca_file"`
+	// CertFile and KeyFile are a PEM client certificate and its key, for
+	// brokers that authenticate clients by certificate; both or neither.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ServerName overrides the name checked in the brokers' certificates.
+	ServerName string `yaml:"server_name"`
+	// InsecureSkipVerify accepts any broker certificate: tests only.
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
+}
+
+// KafkaSASL authenticates every connection to the brokers.
+type KafkaSASL struct {
+	// Mechanism is empty (no SASL), plain, scram-sha-256 or scram-sha-512.
+	Mechanism string `yaml:"mechanism"`
+	Username  string `yaml:"username"`
+	Password  string `yaml:"password" secret:"true"`
 }
 
 // Tracing configures OpenTelemetry tracing (off by default).
@@ -288,7 +313,15 @@ func (c Config) Validate() error {
 	case "nats":
 		check(c.Queue.NATS.URL != "", "queue.nats.url: required with queue.backend=nats")
 	case "kafka":
-		check(len(c.Queue.Kafka.Brokers) > 0, "queue.kafka.brokers: required with queue.backend=kafka")
+		k := c.Queue.Kafka
+		check(len(k.Brokers) > 0, "queue.kafka.brokers: required with queue.backend=kafka")
+		check(slices.Contains([]string{"", "plain", "scram-sha-256", "scram-sha-512"}, k.SASL.Mechanism),
+			"queue.kafka.sasl.mechanism: want plain|scram-sha-256|scram-sha-512 or empty, got %q", k.SASL.Mechanism)
+		if k.SASL.Mechanism != "" {
+			check(k.SASL.Username != "", "queue.kafka.sasl.username: required with queue.kafka.sasl.mechanism")
+		}
+		check((k.TLS.CertFile == "") == (k.TLS.KeyFile == ""),
+			"queue.kafka.tls.cert_file and queue.kafka.tls.key_file: both or neither")
 	}
 	if c.Tracing.Enabled {
 		check(c.Tracing.Endpoint != "", "tracing.endpoint: required with tracing.enabled")

@@ -129,6 +129,17 @@ func TestValidate(t *testing.T) {
 		require.ErrorContains(t, err, want)
 	}
 	require.NoError(t, Default().Validate())
+
+	cfg = Default()
+	cfg.Queue.Backend = "kafka"
+	cfg.Queue.Kafka.Brokers = []string{"k:9092"}
+	cfg.Queue.Kafka.SASL.Mechanism = "gssapi"
+	cfg.Queue.Kafka.TLS.CertFile = "client.pem"
+	err = cfg.Validate()
+	require.ErrorContains(t, err, `queue.kafka.sasl.mechanism: want plain|scram-sha-256|scram-sha-512 or empty, got "gssapi"`)
+	require.ErrorContains(t, err, "queue.kafka.tls.cert_file and queue.kafka.tls.key_file: both or neither")
+	cfg.Queue.Kafka.SASL.Mechanism = "scram-sha-512"
+	require.ErrorContains(t, cfg.Validate(), "queue.kafka.sasl.username: required")
 }
 
 func TestMasked(t *testing.T) {
@@ -137,9 +148,11 @@ func TestMasked(t *testing.T) {
 	cfg.SQL.DSN = "postgres://app:hunter2@db:5432/waypost?sslmode=disable"
 	cfg.Queue.NATS.URL = "nats://svc:hunter2@nats:4222"
 	cfg.Queue.Kafka.Brokers = []string{"k:9092"}
+	cfg.Queue.Kafka.SASL.Password = "hunter3"
 	out, err := cfg.YAML()
 	require.NoError(t, err)
 	require.NotContains(t, string(out), "hunter2")
+	require.NotContains(t, string(out), "hunter3", "the Kafka SASL password is masked")
 	require.Contains(t, string(out), "postgres://app:***@db:5432/waypost")
 	require.Contains(t, string(out), "nats://svc:***@nats:4222")
 	require.Equal(t, "hunter2", cfg.KV.Redis.Password, "masking must not touch the original")
@@ -151,4 +164,6 @@ func TestEnvNames(t *testing.T) {
 	require.Contains(t, names, "WAYPOST_KV_REDIS_ADDR")
 	require.Contains(t, names, "WAYPOST_HTTP_ADDR")
 	require.Contains(t, names, "WAYPOST_QUEUE_EMBEDDED_LISTEN")
+	require.Contains(t, names, "WAYPOST_QUEUE_KAFKA_SASL_PASSWORD")
+	require.Contains(t, names, "WAYPOST_QUEUE_KAFKA_TLS_CA_FILE")
 }

@@ -130,8 +130,7 @@ func (q *Queue) startScheduler(ctx context.Context) error {
 		return nil
 	}
 	s := &scheduler{q: q, done: make(chan struct{}), pending: map[topicPart][]*kgo.Record{}, paused: map[topicPart]bool{}}
-	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(q.cfg.Brokers...),
+	cl, err := kgo.NewClient(append(q.cfg.connOpts(),
 		kgo.ClientID(q.cfg.ClientID+"-delay"),
 		kgo.ConsumerGroup(q.groupName("__delay-scheduler")),
 		kgo.ConsumeTopics(topics...),
@@ -145,7 +144,7 @@ func (q *Queue) startScheduler(ctx context.Context) error {
 		kgo.OnPartitionsRevoked(s.onRevoked),
 		kgo.OnPartitionsLost(s.onRevoked),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
-	)
+	)...)
 	if err != nil {
 		return fmt.Errorf("delay scheduler client: %w", err)
 	}

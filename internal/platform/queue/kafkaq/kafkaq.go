@@ -11,6 +11,7 @@ package kafkaq
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -25,6 +26,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl"
 
 	"github.com/waypost/waypost/internal/platform/queue"
 )
@@ -34,6 +36,13 @@ import (
 type Config struct {
 	// Brokers are the seed brokers, host:port.
 	Brokers []string
+	// TLS, when set, makes every connection to the brokers a TLS one with
+	// this configuration.
+	TLS *tls.Config
+	// SASL, when set, authenticates every connection with this mechanism,
+	// e.g. plain.Auth{User: u, Pass: p}.AsMechanism() or
+	// scram.Auth{User: u, Pass: p}.AsSha512Mechanism().
+	SASL sasl.Mechanism
 	// TopicPrefix is prepended to every Kafka topic and group name this queue
 	// creates, so several deployments can share one cluster.
 	TopicPrefix string
@@ -150,20 +159,20 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, reg prometheus.Re
 	if err != nil {
 		return nil, fmt.Errorf("kafkaq: new: %w", err)
 	}
-	prod, err := kgo.NewClient(
-		kgo.SeedBrokers(cfg.Brokers...),
+	prod, err := kgo.NewClient(append(cfg.connOpts(),
 		kgo.ClientID(cfg.ClientID),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerLinger(0),
 		kgo.WithContext(context.WithoutCancel(ctx)),
-	)
+	)...)
 	if err != nil {
 		return nil, fmt.Errorf("kafkaq: new producer: %w", err)
 	}
 	logger = logger.With("component", "kafkaq")
 	logger.Info("kafka queue configured", "brokers", cfg.Brokers, "topic_prefix", cfg.TopicPrefix,
 		"client_id", cfg.ClientID, "partitions", cfg.Partitions, "replication_factor", cfg.ReplicationFactor,
-		"session_timeout", cfg.SessionTimeout, "delay_tiers", cfg.DelayTiers)
+		"session_timeout", cfg.SessionTimeout, "delay_tiers", cfg.DelayTiers, "tls", cfg.TLS != nil,
+		"sasl", mechanismName(cfg.SASL))
 	return &Queue{
 		cfg:     cfg,
 		log:     logger,
@@ -173,6 +182,27 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, reg prometheus.Re
 		ensured: map[string]bool{},
 		subs:    map[*subscription]struct{}{},
 	}, nil
+}
+
+// connOpts are the options every client of the queue connects with: the
+// seed brokers, TLS and SASL.
+func (cfg Config) connOpts() []kgo.Opt {
+	opts := []kgo.Opt{kgo.SeedBrokers(cfg.Brokers...)}
+	if cfg.TLS != nil {
+		opts = append(opts, kgo.DialTLSConfig(cfg.TLS.Clone()))
+	}
+	if cfg.SASL != nil {
+		opts = append(opts, kgo.SASL(cfg.SASL))
+	}
+	return opts
+}
+
+// mechanismName names m for the log; "" when there is none.
+func mechanismName(m sasl.Mechanism) string {
+	if m == nil {
+		return ""
+	}
+	return m.Name()
 }
 
 // validName matches the topic and group names the queue contract allows,

@@ -99,8 +99,7 @@ func (q *Queue) Subscribe(ctx context.Context, cfg queue.SubscribeConfig, h queu
 	s.handlerCtx, s.cancelHandlers = context.WithCancel(base)
 	s.pollCtx, s.cancelPoll = context.WithCancel(base)
 
-	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(q.cfg.Brokers...),
+	cl, err := kgo.NewClient(append(q.cfg.connOpts(),
 		kgo.ClientID(q.cfg.ClientID),
 		// One Kafka group per queue group and topic: a process that
 		// subscribes one group to many topics (the push handler: 30) would
@@ -119,7 +118,7 @@ func (q *Queue) Subscribe(ctx context.Context, cfg queue.SubscribeConfig, h queu
 		kgo.OnPartitionsRevoked(s.onRevoked),
 		kgo.OnPartitionsLost(s.onLost),
 		kgo.OnOffsetsFetched(s.onOffsetsFetched),
-	)
+	)...)
 	if err != nil {
 		s.cancelPoll()
 		s.cancelHandlers()
