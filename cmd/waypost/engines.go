@@ -65,12 +65,17 @@ func openEngines(ctx context.Context, cfg config.Config, logger *slog.Logger, re
 		e.kv = memkv.New()
 	case "redis":
 		r := cfg.KV.Redis
+		tlsCfg, err := tlsConfig("kv.redis.tls", r.TLS)
+		if err != nil {
+			return nil, err
+		}
 		if e.kv, err = rediskv.New(ctx, rediskv.Config{
 			Addr: r.Addr, Username: r.Username, Password: r.Password, DB: r.DB, Prefix: r.Prefix, PoolSize: r.PoolSize,
+			TLS: tlsCfg,
 		}, logger); err != nil {
 			return nil, err
 		}
-		e.redis, e.redisPrefix = redisOptions(r), r.Prefix
+		e.redis, e.redisPrefix = redisOptions(r, tlsCfg), r.Prefix
 	}
 
 	switch cfg.Queue.Backend {
@@ -102,29 +107,9 @@ func openEngines(ctx context.Context, cfg config.Config, logger *slog.Logger, re
 // kafkaSecurity turns queue.kafka.tls and queue.kafka.sasl into the TLS
 // configuration and SASL mechanism of the Kafka clients (nil when off).
 func kafkaSecurity(k config.Kafka) (*tls.Config, sasl.Mechanism, error) {
-	var tlsCfg *tls.Config
-	if t := k.TLS; t.Enabled {
-		// InsecureSkipVerify is an explicit opt-in, documented as for tests.
-		tlsCfg = &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName,
-			InsecureSkipVerify: t.InsecureSkipVerify}
-		if t.CAFile != "" {
-			pem, err := os.ReadFile(t.CAFile)
-			if err != nil {
-				return nil, nil, fmt.Errorf("queue.kafka.tls.ca_file: %w", err)
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, nil, fmt.Errorf("queue.kafka.tls.ca_file: no PEM certificate in %s", t.CAFile)
-			}
-			tlsCfg.RootCAs = pool
-		}
-		if t.CertFile != "" {
-			cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-			if err != nil {
-				return nil, nil, fmt.Errorf("queue.kafka.tls.cert_file/key_file: %w", err)
-			}
-			tlsCfg.Certificates = []tls.Certificate{cert}
-		}
+	tlsCfg, err := tlsConfig("queue.kafka.tls", k.TLS)
+	if err != nil {
+		return nil, nil, err
 	}
 	s := k.SASL
 	switch s.Mechanism {
@@ -140,10 +125,40 @@ func kafkaSecurity(k config.Kafka) (*tls.Config, sasl.Mechanism, error) {
 	return nil, nil, fmt.Errorf("queue.kafka.sasl.mechanism: unknown %q", s.Mechanism)
 }
 
+// tlsConfig is the client TLS configuration t describes, nil when t is off;
+// key names the setting in errors.
+func tlsConfig(key string, t config.TLS) (*tls.Config, error) {
+	if !t.Enabled {
+		return nil, nil
+	}
+	// InsecureSkipVerify is an explicit opt-in, documented as for tests.
+	c := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify}
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("%s.ca_file: %w", key, err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%s.ca_file: no PEM certificate in %s", key, t.CAFile)
+		}
+		c.RootCAs = pool
+	}
+	if t.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("%s.cert_file/key_file: %w", key, err)
+		}
+		c.Certificates = []tls.Certificate{cert}
+	}
+	return c, nil
+}
+
 // redisOptions are the go-redis options of the kv engine's server, for a
 // client of its own (rediskv keeps its client to itself).
-func redisOptions(r config.Redis) *redis.Options {
-	return &redis.Options{Addr: r.Addr, Username: r.Username, Password: r.Password, DB: r.DB, PoolSize: r.PoolSize}
+func redisOptions(r config.Redis, tlsCfg *tls.Config) *redis.Options {
+	return &redis.Options{Addr: r.Addr, Username: r.Username, Password: r.Password, DB: r.DB, PoolSize: r.PoolSize,
+		TLSConfig: tlsCfg}
 }
 
 // checks are the readiness checks of /readyz, one per engine.

@@ -1,26 +1,33 @@
 package main
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"math/big"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	"github.com/waypost/waypost/internal/platform/config"
+	"github.com/waypost/waypost/internal/platform/kv/rediskv"
+	"github.com/waypost/waypost/internal/platform/testenv"
 )
 
 func TestKafkaSecurity(t *testing.T) {
 	dir := t.TempDir()
-	certFile, keyFile := writeSelfSigned(t, dir)
+	caFile, certFile, keyFile := writePKI(t, dir)
 
 	tlsCfg, mech, err := kafkaSecurity(config.Kafka{})
 	require.NoError(t, err)
@@ -33,7 +40,7 @@ func TestKafkaSecurity(t *testing.T) {
 		require.Equal(t, name, mech.Name())
 	}
 
-	tlsCfg, _, err = kafkaSecurity(config.Kafka{TLS: config.KafkaTLS{Enabled: true, CAFile: certFile,
+	tlsCfg, _, err = kafkaSecurity(config.Kafka{TLS: config.TLS{Enabled: true, CAFile: caFile,
 		CertFile: certFile, KeyFile: keyFile, ServerName: "kafka.internal"}})
 	require.NoError(t, err)
 	require.NotNil(t, tlsCfg.RootCAs, "the CA file is the trust store")
@@ -41,28 +48,114 @@ func TestKafkaSecurity(t *testing.T) {
 	require.Equal(t, "kafka.internal", tlsCfg.ServerName)
 	require.False(t, tlsCfg.InsecureSkipVerify)
 
-	_, _, err = kafkaSecurity(config.Kafka{TLS: config.KafkaTLS{Enabled: true, CAFile: filepath.Join(dir, "missing.pem")}})
+	_, _, err = kafkaSecurity(config.Kafka{TLS: config.TLS{Enabled: true, CAFile: filepath.Join(dir, "missing.pem")}})
 	require.ErrorContains(t, err, "queue.kafka.tls.ca_file")
-	_, _, err = kafkaSecurity(config.Kafka{TLS: config.KafkaTLS{Enabled: true, CAFile: keyFile}})
+	_, _, err = kafkaSecurity(config.Kafka{TLS: config.TLS{Enabled: true, CAFile: keyFile}})
 	require.ErrorContains(t, err, "queue.kafka.tls.ca_file: no PEM certificate")
-	_, _, err = kafkaSecurity(config.Kafka{TLS: config.KafkaTLS{Enabled: true, CertFile: certFile, KeyFile: certFile}})
+	_, _, err = kafkaSecurity(config.Kafka{TLS: config.TLS{Enabled: true, CertFile: certFile, KeyFile: certFile}})
 	require.ErrorContains(t, err, "queue.kafka.tls.cert_file/key_file")
 }
 
-// writeSelfSigned writes a self-signed certificate and its key as PEM files.
-func writeSelfSigned(t *testing.T, dir string) (certFile, keyFile string) {
+// TestRedisTLS runs a Redis that takes only TLS connections and reaches it
+// through kv.redis.tls: the kv store and the limiter's client (redisOptions).
+func TestRedisTLS(t *testing.T) {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		testenv.Unavailable(t, "redis-server binary", err)
+	}
+	dir := t.TempDir()
+	caFile, certFile, keyFile := writePKI(t, dir)
+	addr := startTLSRedis(t, bin, dir, caFile, certFile, keyFile)
+
+	r := config.Redis{Addr: addr, TLS: config.TLS{Enabled: true, CAFile: caFile}}
+	tlsCfg, err := tlsConfig("kv.redis.tls", r.TLS)
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	store, err := rediskv.New(ctx, rediskv.Config{Addr: addr, Prefix: "tls:", TLS: tlsCfg}, nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = store.Close() })
+	require.NoError(t, store.Set(ctx, "k", []byte("v"), time.Minute))
+	got, err := store.Get(ctx, "k")
+	require.NoError(t, err)
+	require.Equal(t, "v", string(got))
+
+	client := redis.NewClient(redisOptions(r, tlsCfg))
+	t.Cleanup(func() { _ = client.Close() })
+	require.NoError(t, client.Ping(ctx).Err())
+
+	// Without TLS, or trusting another CA, the server is not reached.
+	plainCtx, plainCancel := context.WithTimeout(ctx, 2*time.Second)
+	defer plainCancel()
+	_, err = rediskv.New(plainCtx, rediskv.Config{Addr: addr}, nil)
+	require.Error(t, err)
+	otherCA, _, _ := writePKI(t, t.TempDir())
+	other, err := tlsConfig("kv.redis.tls", config.TLS{Enabled: true, CAFile: otherCA})
+	require.NoError(t, err)
+	_, err = rediskv.New(plainCtx, rediskv.Config{Addr: addr, TLS: other}, nil)
+	require.ErrorContains(t, err, "certificate")
+}
+
+// startTLSRedis starts redis-server listening only for TLS on a free
+// loopback port and returns its address.
+func startTLSRedis(t *testing.T, bin, dir, caFile, certFile, keyFile string) string {
 	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	port := ln.Addr().(*net.TCPAddr).Port
+	require.NoError(t, ln.Close())
+	cmd := exec.Command(bin, "--port", "0", "--tls-port", fmt.Sprint(port), "--bind", "127.0.0.1",
+		"--tls-cert-file", certFile, "--tls-key-file", keyFile, "--tls-ca-cert-file", caFile,
+		"--tls-auth-clients", "no", "--save", "", "--appendonly", "no", "--dir", dir)
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	require.Eventually(t, func() bool {
+		c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
+		if err != nil {
+			return false
+		}
+		_ = c.Close()
+		return true
+	}, 10*time.Second, 20*time.Millisecond, "redis-server with TLS on %s", addr)
+	return addr
+}
+
+// writePKI writes a CA and a certificate for 127.0.0.1 it signed (server
+// and client use), with the certificate's key, as PEM files in dir.
+func writePKI(t *testing.T, dir string) (caFile, certFile, keyFile string) {
+	t.Helper()
+	now := time.Now()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "waypost test CA"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	require.NoError(t, err)
+	ca, err := x509.ParseCertificate(caDER)
+	require.NoError(t, err)
+
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	require.NoError(t, err)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "kafka.internal"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "kafka.internal"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		DNSNames: []string{"kafka.internal"}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
 	require.NoError(t, err)
 	keyDER, err := x509.MarshalECPrivateKey(key)
 	require.NoError(t, err)
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	require.NoError(t, os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600))
-	require.NoError(t, os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600))
-	return certFile, keyFile
+
+	caFile, certFile, keyFile = filepath.Join(dir, "ca.pem"), filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	write := func(path, typ string, der []byte) {
+		require.NoError(t, os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600))
+	}
+	write(caFile, "CERTIFICATE", caDER)
+	write(certFile, "CERTIFICATE", der)
+	write(keyFile, "EC PRIVATE KEY", keyDER)
+	return caFile, certFile, keyFile
 }

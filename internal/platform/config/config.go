@@ -85,6 +85,7 @@ type Redis struct {
 	DB       int    `yaml:"db"`
 	Prefix   string `yaml:"prefix"`
 	PoolSize int    `yaml:"pool_size"`
+	TLS      TLS    `yaml:"tls"`
 }
 
 // Queue selects the message queue.
@@ -115,20 +116,20 @@ type Kafka struct {
 	ClientID          string    `yaml:"client_id"`
 	Partitions        int       `yaml:"partitions"`
 	ReplicationFactor int       `yaml:"replication_factor"`
-	TLS               KafkaTLS  `yaml:"tls"`
+	TLS               TLS       `yaml:"tls"`
 	SASL              KafkaSASL `yaml:"sasl"`
 }
 
-// KafkaTLS connects to the brokers over TLS.
-type KafkaTLS struct {
+// TLS is a client's TLS to a server (Kafka brokers, Redis).
+type TLS struct {
 	Enabled bool `yaml:"enabled"`
 	// CAFile is a PEM bundle of the CAs to trust; empty: the system's.
 	CAFile string `yaml:"ca_file"`
 	// CertFile and KeyFile are a PEM client certificate and its key, for
-	// brokers that authenticate clients by certificate; both or neither.
+	// servers that authenticate clients by certificate; both or neither.
 	CertFile string `yaml:"cert_file"`
 	KeyFile  string `yaml:"key_file"`
-	// ServerName overrides the name checked in the brokers' certificates.
+	// ServerName overrides the name checked in the server's certificate.
 	ServerName string `yaml:"server_name"`
 	// InsecureSkipVerify accepts any broker certificate: tests only.
 	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
@@ -307,6 +308,8 @@ func (c Config) Validate() error {
 	check(slices.Contains([]string{"memory", "redis"}, c.KV.Backend), "kv.backend: want memory|redis, got %q", c.KV.Backend)
 	if c.KV.Backend == "redis" {
 		check(c.KV.Redis.Addr != "", "kv.redis.addr: required with kv.backend=redis")
+		check((c.KV.Redis.TLS.CertFile == "") == (c.KV.Redis.TLS.KeyFile == ""),
+			"kv.redis.tls.cert_file and kv.redis.tls.key_file: both or neither")
 	}
 	check(slices.Contains([]string{"embedded", "nats", "kafka"}, c.Queue.Backend), "queue.backend: want embedded|nats|kafka, got %q", c.Queue.Backend)
 	switch c.Queue.Backend {

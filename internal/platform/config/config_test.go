@@ -140,6 +140,11 @@ func TestValidate(t *testing.T) {
 	require.ErrorContains(t, err, "queue.kafka.tls.cert_file and queue.kafka.tls.key_file: both or neither")
 	cfg.Queue.Kafka.SASL.Mechanism = "scram-sha-512"
 	require.ErrorContains(t, cfg.Validate(), "queue.kafka.sasl.username: required")
+
+	cfg = Default()
+	cfg.KV.Backend = "redis"
+	cfg.KV.Redis.TLS.KeyFile = "client-key.pem"
+	require.ErrorContains(t, cfg.Validate(), "kv.redis.tls.cert_file and kv.redis.tls.key_file: both or neither")
 }
 
 func TestMasked(t *testing.T) {
@@ -166,4 +171,5 @@ func TestEnvNames(t *testing.T) {
 	require.Contains(t, names, "WAYPOST_QUEUE_EMBEDDED_LISTEN")
 	require.Contains(t, names, "WAYPOST_QUEUE_KAFKA_SASL_PASSWORD")
 	require.Contains(t, names, "WAYPOST_QUEUE_KAFKA_TLS_CA_FILE")
+	require.Contains(t, names, "WAYPOST_KV_REDIS_TLS_ENABLED")
 }
