@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -16,7 +17,8 @@ import (
 
 // Sink receives the consumer's batches. Write must be idempotent: a batch
 // whose acknowledgement was lost, or that a crashed consumer left unacked,
-// is written again.
+// is written again. It must not keep the slice after it returns: the
+// consumer reuses it for the next batch.
 type Sink interface {
 	Write(ctx context.Context, anchors []push.Anchor) error
 }
@@ -110,6 +112,10 @@ type Consumer struct {
 
 	stopOnce sync.Once
 	stop     chan struct{}
+
+	// Only the flush loop uses these, reused from one batch to the next.
+	batch []push.Anchor
+	dd    deduper
 }
 
 type pendingDelivery struct {
@@ -212,15 +218,16 @@ func (c *Consumer) handle(ctx context.Context, d *queue.Delivery) {
 		return
 	}
 	valid := anchors[:0]
-	for _, a := range anchors {
-		if err := Validate(&a); err != nil {
+	for i := range anchors {
+		a := &anchors[i]
+		if err := Validate(a); err != nil {
 			c.malformed.Inc()
 			c.warn.do(func(n int) {
 				c.log.Warn("trace: dropping invalid anchor", "id", d.ID, "eventId", a.EventID, "err", err, "dropped_since_last_log", n)
 			})
 			continue
 		}
-		valid = append(valid, a)
+		valid = append(valid, *a)
 	}
 	if len(valid) == 0 {
 		c.ack(d)
@@ -286,14 +293,17 @@ func (c *Consumer) flush() {
 }
 
 func (c *Consumer) write(batch []*pendingDelivery, n int) {
-	anchors := make([]push.Anchor, 0, n)
+	anchors := slices.Grow(c.batch[:0], n)
 	for _, p := range batch {
 		anchors = append(anchors, p.anchors...)
 	}
-	anchors = dedupe(anchors)
+	c.batch = anchors
+	anchors = c.dd.dedupe(anchors)
 	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.DrainTimeout)
 	err := c.sink.Write(ctx, anchors)
 	cancel()
+	// Drop the references, so the batch's packs can be collected.
+	clear(c.batch[:cap(c.batch)])
 	if err != nil {
 		c.failed.Inc()
 		c.log.Error("trace: write anchors; they will be redelivered", "count", len(anchors), "err", err)

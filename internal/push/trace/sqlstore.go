@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/waypost/waypost/internal/platform/sqldb"
@@ -36,6 +37,12 @@ const (
 // trace_events, one row per (message_id, event_id), at in Unix microseconds.
 type SQLStore struct {
 	db *sqldb.DB
+	// dedupers are reused across Inserts; a batch from the consumer has
+	// no duplicates, and checking that should not cost a new map.
+	dedupers sync.Pool
+
+	mu   sync.Mutex
+	full *sql.Stmt // SQLite's insert of insertRows rows, once prepared
 }
 
 var _ DetailStore = (*SQLStore)(nil)
@@ -51,7 +58,14 @@ func (s *SQLStore) Insert(ctx context.Context, anchors []push.Anchor) (int64, er
 		return 0, nil
 	}
 	// One statement may not name the same key twice on every engine.
-	anchors = dedupe(append([]push.Anchor(nil), anchors...))
+	dd, _ := s.dedupers.Get().(*deduper)
+	if dd == nil {
+		dd = &deduper{}
+	}
+	if dd.hasDuplicates(anchors) {
+		anchors = dd.dedupe(append([]push.Anchor(nil), anchors...))
+	}
+	s.dedupers.Put(dd)
 	var added int64
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
 		for from := 0; from < len(anchors); from += insertRows {
@@ -70,16 +84,51 @@ func (s *SQLStore) Insert(ctx context.Context, anchors []push.Anchor) (int64, er
 }
 
 func (s *SQLStore) insert(ctx context.Context, tx *sql.Tx, anchors []push.Anchor) (int64, error) {
-	var b strings.Builder
-	b.Grow(128 + 24*len(anchors))
-	b.WriteString("INSERT INTO trace_events (event_id, message_id, business_id, receiver, state, at, detail) VALUES ")
 	args := make([]any, 0, 7*len(anchors))
-	for i, a := range anchors {
+	for _, a := range anchors {
+		args = append(args, a.EventID, a.MessageID, a.BusinessID, a.Receiver, a.State, a.At.UnixMicro(), a.Detail)
+	}
+	if len(anchors) == insertRows && s.db.Dialect == sqldb.SQLite {
+		st, err := s.fullInsert(ctx)
+		if err != nil {
+			return 0, err
+		}
+		res, err := tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+		if err != nil {
+			return 0, err
+		}
+		return res.RowsAffected()
+	}
+	res, err := tx.ExecContext(ctx, s.insertQuery(len(anchors)), args...)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+// fullInsert is the statement of a full batch, prepared once.
+func (s *SQLStore) fullInsert(ctx context.Context) (*sql.Stmt, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.full == nil {
+		st, err := s.db.PrepareContext(ctx, s.insertQuery(insertRows))
+		if err != nil {
+			return nil, fmt.Errorf("prepare insert: %w", err)
+		}
+		s.full = st
+	}
+	return s.full, nil
+}
+
+func (s *SQLStore) insertQuery(rows int) string {
+	var b strings.Builder
+	b.Grow(128 + 24*rows)
+	b.WriteString("INSERT INTO trace_events (event_id, message_id, business_id, receiver, state, at, detail) VALUES ")
+	for i := range rows {
 		if i > 0 {
 			b.WriteString(", ")
 		}
 		b.WriteString("(?, ?, ?, ?, ?, ?, ?)")
-		args = append(args, a.EventID, a.MessageID, a.BusinessID, a.Receiver, a.State, a.At.UnixMicro(), a.Detail)
 	}
 	if s.db.Dialect == sqldb.MySQL {
 		// A no-op update rather than INSERT IGNORE, which would also
@@ -88,11 +137,7 @@ func (s *SQLStore) insert(ctx context.Context, tx *sql.Tx, anchors []push.Anchor
 	} else {
 		b.WriteString(" ON CONFLICT (message_id, event_id) DO NOTHING")
 	}
-	res, err := tx.ExecContext(ctx, s.db.Rebind(b.String()), args...)
-	if err != nil {
-		return 0, err
-	}
-	return res.RowsAffected()
+	return s.db.Rebind(b.String())
 }
 
 // Events returns the events q selects, ordered by time, then arrival.

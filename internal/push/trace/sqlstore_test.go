@@ -3,6 +3,7 @@ package trace_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -169,4 +170,38 @@ func states(evs []trace.Event) []string {
 		out = append(out, e.MessageID+"/"+e.State)
 	}
 	return out
+}
+
+// TestSQLStoreFullBatches inserts several statements' worth of rows (full
+// ones and a partial one) twice over, with duplicates inside the batch:
+// every event once, in arrival order, and the caller's slice untouched.
+func TestSQLStoreFullBatches(t *testing.T) {
+	sqltest.EachDialect(t, func(t *testing.T, db *sqldb.DB) {
+		ctx := t.Context()
+		st := trace.NewSQLStore(db)
+		var batch []push.Anchor
+		for i := range 1203 {
+			a := anchor(fmt.Sprint("e", i), fmt.Sprint("m", i/3), "r@x.io", push.StateReceived, t0)
+			a.Detail = fmt.Sprint("d", i)
+			batch = append(batch, a)
+		}
+		n, err := st.Insert(ctx, batch)
+		require.NoError(t, err)
+		require.EqualValues(t, 1203, n)
+		again := append(append([]push.Anchor{}, batch[:1000]...), batch[5],
+			anchor("new", "m0", "r@x.io", push.StateSent, t0.Add(time.Second)))
+		before := slices.Clone(again)
+		n, err = st.Insert(ctx, again)
+		require.NoError(t, err)
+		require.EqualValues(t, 1, n, "stored events are skipped")
+		require.Equal(t, before, again, "Insert leaves the batch alone")
+
+		evs, err := st.Events(ctx, trace.Query{Receiver: "r@x.io", Limit: 2000})
+		require.NoError(t, err)
+		require.Len(t, evs, 1204)
+		for i, e := range evs[:1203] {
+			require.Equal(t, fmt.Sprint("d", i), e.Detail, "arrival order")
+		}
+		require.Equal(t, push.StateSent, evs[1203].State)
+	}, trace.Migrations())
 }

@@ -102,19 +102,48 @@ func dayOf(t time.Time, loc *time.Location) (start, end time.Time) {
 	return start, start.AddDate(0, 0, 1)
 }
 
-// dedupe drops events repeated under the same (messageId, eventId), keeping
-// the first, in place.
-func dedupe(anchors []push.Anchor) []push.Anchor {
-	type id struct{ msg, ev string }
-	seen := make(map[id]struct{}, len(anchors))
+// eventKey is an event's identity, the detail store's key.
+type eventKey struct{ msg, ev string }
+
+// deduper drops events repeated under the same (messageId, eventId),
+// keeping the first, in place; it keeps its map from one call to the next
+// so a steady stream of batches does not rebuild it. Not safe for
+// concurrent use.
+type deduper struct {
+	seen map[eventKey]struct{}
+}
+
+func (d *deduper) dedupe(anchors []push.Anchor) []push.Anchor {
+	if d.seen == nil {
+		d.seen = make(map[eventKey]struct{}, len(anchors))
+	}
+	defer clear(d.seen) // nor pin the batch's strings until the next
 	out := anchors[:0]
-	for _, a := range anchors {
-		k := id{a.MessageID, a.EventID}
-		if _, dup := seen[k]; dup {
+	for i := range anchors {
+		a := &anchors[i]
+		k := eventKey{a.MessageID, a.EventID}
+		if _, dup := d.seen[k]; dup {
 			continue
 		}
-		seen[k] = struct{}{}
-		out = append(out, a)
+		d.seen[k] = struct{}{}
+		out = append(out, *a)
 	}
 	return out
+}
+
+// hasDuplicates reports whether two anchors share (messageId, eventId).
+func (d *deduper) hasDuplicates(anchors []push.Anchor) bool {
+	if d.seen == nil {
+		d.seen = make(map[eventKey]struct{}, len(anchors))
+	}
+	defer clear(d.seen)
+	for i := range anchors {
+		a := &anchors[i]
+		k := eventKey{a.MessageID, a.EventID}
+		if _, dup := d.seen[k]; dup {
+			return true
+		}
+		d.seen[k] = struct{}{}
+	}
+	return false
 }
