@@ -157,12 +157,20 @@ func (h *Handler) unsettled(ctx context.Context, j *job) ([]string, bool) {
 // pending. Rule anchors carry a stable eventId (no attempt): a redelivery
 // reaching the same verdict repeats the same event.
 func (h *Handler) refuse(s string, j *job, state, detail string, refused func(rcv string) bool) {
-	kept := j.pending[:0:0]
+	// kept is j.pending itself until the first refusal, so a stage that
+	// refuses nobody (the common case) allocates nothing; after it, a copy,
+	// since j.pending shares its array with the task's receivers.
+	kept := j.pending
 	n := 0
-	for _, rcv := range j.pending {
+	for i, rcv := range j.pending {
 		if !refused(rcv) {
-			kept = append(kept, rcv)
+			if n > 0 {
+				kept = append(kept, rcv)
+			}
 			continue
+		}
+		if n == 0 {
+			kept = append(make([]string, 0, len(j.pending)-1), j.pending[:i]...)
 		}
 		n++
 		h.emit.emit(push.Anchor{

@@ -126,6 +126,15 @@ func TestStageAnchors(t *testing.T) {
 			stage: handler.StageWhitelist, result: push.StateNotWhitelisted, count: 1,
 		},
 		{
+			// Refusals between kept receivers: every kept one still sends.
+			name:     "not whitelisted, interleaved",
+			settings: map[string]string{rules.NameWhitelist: `{"enabled":true,"receivers":["a","c"]}`},
+			tasks:    func(now time.Time) []push.Task { return []push.Task{ruleTask("m1", now, "b", "a", "d", "c")} },
+			want: map[string][]string{"a": {push.StateSent}, "b": {push.StateNotWhitelisted},
+				"c": {push.StateSent}, "d": {push.StateNotWhitelisted}}, sends: 2,
+			stage: handler.StageWhitelist, result: push.StateNotWhitelisted, count: 2,
+		},
+		{
 			// Two receivers an hour: the first two are sent, the task is
 			// handed back for the rest and nothing is dropped.
 			name: "rate limit grants part",
