@@ -108,9 +108,6 @@ type Sender struct {
 	contentType []string      // header values shared by every request:
 	userAgent   []string      // len == cap, so an append copies
 	signers     *sync.Pool    // of *signer keyed with cfg.Secret
-	// rt is client's transport when do may call it directly; nil sends
-	// through client.Do.
-	rt http.RoundTripper
 }
 
 var _ channel.Sender = (*Sender)(nil)
@@ -166,12 +163,6 @@ func New(cfg Config, client *http.Client, opts ...Option) (channel.Sender, error
 	s := &Sender{cfg: cfg, client: &c, now: time.Now, sleep: sleepCtx, jitter: equalJitter,
 		tmpl: tmpl, contentType: []string{"application/json"}, userAgent: []string{UserAgent},
 		signers: newSignerPool(cfg.Secret)}
-	if c.Jar == nil && c.Timeout == 0 {
-		s.rt = c.Transport
-		if s.rt == nil {
-			s.rt = http.DefaultTransport
-		}
-	}
 	for _, o := range opts {
 		o(s)
 	}
@@ -267,7 +258,7 @@ func (s *Sender) attempt(ctx context.Context, messageID string, body []byte, get
 	req.Body, _ = getBody()
 	req.GetBody, req.ContentLength = getBody, int64(len(body))
 
-	resp, err := s.do(req)
+	resp, err := s.client.Do(req)
 	if err != nil {
 		if errors.Is(err, egress.ErrForbidden) {
 			return channel.Result{}, 0, channel.Permanent(err)

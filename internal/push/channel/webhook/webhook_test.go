@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
-	"net/url"
 	"strconv"
 	"sync"
 	"testing"
@@ -396,72 +395,4 @@ func TestSendConcurrentAccountsSignWithTheirOwnSecret(t *testing.T) {
 		require.Equal(t, strconv.Itoa(len(r.body)), r.header.Get("Content-Length"))
 	}
 	require.Len(t, seen, 100, "every body is its own")
-}
-
-// The sender follows redirects itself when its client allows (no jar, no
-// overall timeout) and through http.Client otherwise; both must behave as
-// http.Client does with the sender's redirect rule.
-func TestSendRedirectDetails(t *testing.T) {
-	clients := map[string]func() *http.Client{
-		"transport": func() *http.Client { return loopback().HTTPClient(0) },
-		"client":    func() *http.Client { return loopback().HTTPClient(time.Minute) },
-	}
-	for name, newClient := range clients {
-		t.Run(name, func(t *testing.T) {
-			send := func(t *testing.T, url string) error {
-				client := newClient()
-				t.Cleanup(client.CloseIdleConnections)
-				s, err := webhook.New(webhook.Config{URL: url, Secret: secret, MaxAttempts: 1}, client,
-					webhook.WithClock(func() time.Time { return fixedNow }))
-				require.NoError(t, err)
-				_, err = s.Send(context.Background(), msg)
-				return err
-			}
-			t.Run("relative Location, Referer, same signed body", func(t *testing.T) {
-				src := newSink(t, status(http.StatusTemporaryRedirect, "Location", "/moved?x=1"), status(http.StatusOK))
-				require.NoError(t, send(t, src.URL+"/hook"))
-				reqs := src.requests()
-				require.Len(t, reqs, 2)
-				require.Equal(t, src.URL+"/hook", reqs[1].header.Get("Referer"))
-				require.Empty(t, reqs[0].header.Get("Referer"))
-				require.Equal(t, reqs[0].body, reqs[1].body)
-				for _, r := range reqs {
-					require.NoError(t, webhook.Verify(secret, r.header, r.body, fixedNow, time.Minute))
-				}
-			})
-			t.Run("endless 307 stops after ten requests", func(t *testing.T) {
-				src := newSink(t, status(http.StatusTemporaryRedirect, "Location", "/again"))
-				err := send(t, src.URL)
-				require.ErrorContains(t, err, "status 307")
-				require.True(t, channel.IsPermanent(err))
-				require.Len(t, src.requests(), 10)
-			})
-			t.Run("307 without Location is the answer", func(t *testing.T) {
-				src := newSink(t, status(http.StatusTemporaryRedirect))
-				err := send(t, src.URL)
-				require.ErrorContains(t, err, "status 307")
-				require.Len(t, src.requests(), 1)
-			})
-			t.Run("unparsable Location is a retryable error", func(t *testing.T) {
-				src := newSink(t, status(http.StatusPermanentRedirect, "Location", "http://[::1%zz/"))
-				err := send(t, src.URL)
-				require.ErrorContains(t, err, "failed to parse Location header")
-				require.False(t, channel.IsPermanent(err))
-				var uerr *url.Error
-				require.ErrorAs(t, err, &uerr)
-				require.Equal(t, "Post", uerr.Op)
-			})
-			t.Run("connection refused is a retryable url error", func(t *testing.T) {
-				src := newSink(t, status(http.StatusOK))
-				addr := src.URL
-				src.Close()
-				err := send(t, addr)
-				require.False(t, channel.IsPermanent(err))
-				var uerr *url.Error
-				require.ErrorAs(t, err, &uerr)
-				require.Equal(t, "Post", uerr.Op)
-				require.Equal(t, addr, uerr.URL)
-			})
-		})
-	}
 }
