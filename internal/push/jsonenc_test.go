@@ -11,7 +11,7 @@ import (
 
 // tricky strings: escapes, HTML, control characters, invalid UTF-8, the
 // JavaScript line separators and plain multi-byte text.
-var tricky = []string{"", "plain", `quote " and \ backslash`, "<b>&amp;</b>", "tab\tnew\nline\rret",
+var tricky = []string{"", "plain", `quote " and \ backslash`, "<b>&amp;</b>", "tab\tnew\nline\rret", "back\bspace form\ffeed",
 	"\x00\x01\x1f\x7f", "bad \xff utf8 \xc3", "sep \u2028 \u2029", "中文 émoji 🎉", "+8613800138000"}
 
 func TestAppendJSONStringMatchesEncodingJSON(t *testing.T) {
