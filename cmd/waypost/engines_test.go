@@ -2,16 +2,8 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
@@ -27,7 +19,7 @@ import (
 
 func TestKafkaSecurity(t *testing.T) {
 	dir := t.TempDir()
-	caFile, certFile, keyFile := writePKI(t, dir)
+	caFile, certFile, keyFile := testenv.NewPKI(t, "kafka.internal").WriteFiles(t, dir)
 
 	tlsCfg, mech, err := kafkaSecurity(config.Kafka{})
 	require.NoError(t, err)
@@ -64,7 +56,7 @@ func TestRedisTLS(t *testing.T) {
 		testenv.Unavailable(t, "redis-server binary", err)
 	}
 	dir := t.TempDir()
-	caFile, certFile, keyFile := writePKI(t, dir)
+	caFile, certFile, keyFile := testenv.NewPKI(t, "kafka.internal").WriteFiles(t, dir)
 	addr := startTLSRedis(t, bin, dir, caFile, certFile, keyFile)
 
 	r := config.Redis{Addr: addr, TLS: config.TLS{Enabled: true, CAFile: caFile}}
@@ -89,7 +81,7 @@ func TestRedisTLS(t *testing.T) {
 	defer plainCancel()
 	_, err = rediskv.New(plainCtx, rediskv.Config{Addr: addr}, nil)
 	require.Error(t, err)
-	otherCA, _, _ := writePKI(t, t.TempDir())
+	otherCA, _, _ := testenv.NewPKI(t).WriteFiles(t, t.TempDir())
 	other, err := tlsConfig("kv.redis.tls", config.TLS{Enabled: true, CAFile: otherCA})
 	require.NoError(t, err)
 	_, err = rediskv.New(plainCtx, rediskv.Config{Addr: addr, TLS: other}, nil)
@@ -122,40 +114,4 @@ func startTLSRedis(t *testing.T, bin, dir, caFile, certFile, keyFile string) str
 		return true
 	}, 10*time.Second, 20*time.Millisecond, "redis-server with TLS on %s", addr)
 	return addr
-}
-
-// writePKI writes a CA and a certificate for 127.0.0.1 it signed (server
-// and client use), with the certificate's key, as PEM files in dir.
-func writePKI(t *testing.T, dir string) (caFile, certFile, keyFile string) {
-	t.Helper()
-	now := time.Now()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "waypost test CA"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	require.NoError(t, err)
-	ca, err := x509.ParseCertificate(caDER)
-	require.NoError(t, err)
-
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "kafka.internal"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		DNSNames: []string{"kafka.internal"}, KeyUsage: x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	require.NoError(t, err)
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	require.NoError(t, err)
-
-	caFile, certFile, keyFile = filepath.Join(dir, "ca.pem"), filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	write := func(path, typ string, der []byte) {
-		require.NoError(t, os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600))
-	}
-	write(caFile, "CERTIFICATE", caDER)
-	write(certFile, "CERTIFICATE", der)
-	write(keyFile, "EC PRIVATE KEY", keyDER)
-	return caFile, certFile, keyFile
 }

@@ -2,14 +2,7 @@ package kafkaq_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"math/big"
-	"net"
 	"testing"
 	"time"
 
@@ -21,13 +14,15 @@ import (
 
 	"github.com/waypost/waypost/internal/platform/queue"
 	"github.com/waypost/waypost/internal/platform/queue/kafkaq"
+	"github.com/waypost/waypost/internal/platform/testenv"
 )
 
 // TestTLSAndSASL runs a publish and a delivery through a cluster that takes
 // only TLS and/or SASL connections, with each mechanism the config offers,
 // and checks that a wrong password or a missing TLS config gets nothing in.
 func TestTLSAndSASL(t *testing.T) {
-	serverTLS, clientTLS := testTLS(t)
+	pki := testenv.NewPKI(t)
+	serverTLS, clientTLS := pki.ServerTLS(), pki.ClientTLS()
 	tests := []struct {
 		name    string
 		cluster []kfake.Opt
@@ -105,32 +100,4 @@ func securedCluster(t *testing.T, opts ...kfake.Opt) *kfake.Cluster {
 	require.NoError(t, err)
 	t.Cleanup(c.Close)
 	return c
-}
-
-// testTLS makes a CA and a certificate for 127.0.0.1 signed by it: the
-// broker's TLS config, and a client's that trusts only that CA.
-func testTLS(t *testing.T) (server, client *tls.Config) {
-	t.Helper()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	now := time.Now()
-	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "waypost test CA"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	require.NoError(t, err)
-	ca, err := x509.ParseCertificate(caDER)
-	require.NoError(t, err)
-
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "broker"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	require.NoError(t, err)
-	pool := x509.NewCertPool()
-	pool.AddCert(ca)
-	return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}},
-		&tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}
 }
