@@ -86,7 +86,12 @@ func openEngines(ctx context.Context, cfg config.Config, logger *slog.Logger, re
 		}, logger, reg)
 	case "nats":
 		n := cfg.Queue.NATS
-		e.queue, err = natsq.New(ctx, natsq.Config{URL: n.URL, StreamPrefix: n.StreamPrefix, Replicas: n.Replicas}, logger, reg)
+		tlsCfg, terr := tlsConfig("queue.nats.tls", n.TLS)
+		if terr != nil {
+			return nil, terr
+		}
+		e.queue, err = natsq.New(ctx, natsq.Config{URL: n.URL, StreamPrefix: n.StreamPrefix, Replicas: n.Replicas,
+			TLS: tlsCfg, CredentialsFile: n.CredentialsFile}, logger, reg)
 	case "kafka":
 		k := cfg.Queue.Kafka
 		tlsCfg, mech, serr := kafkaSecurity(k)

@@ -107,6 +107,9 @@ type NATS struct {
 	URL          string `yaml:"url" secret:"dsn"`
 	StreamPrefix string `yaml:"stream_prefix"`
 	Replicas     int    `yaml:"replicas"`
+	TLS          TLS    `yaml:"tls"`
+	// CredentialsFile is a NATS credentials file (user JWT and NKey seed).
+	CredentialsFile string `yaml:"credentials_file"`
 }
 
 // Kafka is an external Kafka cluster.
@@ -315,6 +318,8 @@ func (c Config) Validate() error {
 	switch c.Queue.Backend {
 	case "nats":
 		check(c.Queue.NATS.URL != "", "queue.nats.url: required with queue.backend=nats")
+		check((c.Queue.NATS.TLS.CertFile == "") == (c.Queue.NATS.TLS.KeyFile == ""),
+			"queue.nats.tls.cert_file and queue.nats.tls.key_file: both or neither")
 	case "kafka":
 		k := c.Queue.Kafka
 		check(len(k.Brokers) > 0, "queue.kafka.brokers: required with queue.backend=kafka")

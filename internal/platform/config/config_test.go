@@ -145,6 +145,11 @@ func TestValidate(t *testing.T) {
 	cfg.KV.Backend = "redis"
 	cfg.KV.Redis.TLS.KeyFile = "client-key.pem"
 	require.ErrorContains(t, cfg.Validate(), "kv.redis.tls.cert_file and kv.redis.tls.key_file: both or neither")
+
+	cfg = Default()
+	cfg.Queue.Backend = "nats"
+	cfg.Queue.NATS.TLS.CertFile = "client.pem"
+	require.ErrorContains(t, cfg.Validate(), "queue.nats.tls.cert_file and queue.nats.tls.key_file: both or neither")
 }
 
 func TestMasked(t *testing.T) {
@@ -172,4 +177,5 @@ func TestEnvNames(t *testing.T) {
 	require.Contains(t, names, "WAYPOST_QUEUE_KAFKA_SASL_PASSWORD")
 	require.Contains(t, names, "WAYPOST_QUEUE_KAFKA_TLS_CA_FILE")
 	require.Contains(t, names, "WAYPOST_KV_REDIS_TLS_ENABLED")
+	require.Contains(t, names, "WAYPOST_QUEUE_NATS_CREDENTIALS_FILE")
 }

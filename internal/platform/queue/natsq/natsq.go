@@ -24,6 +24,7 @@ package natsq
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -56,6 +57,13 @@ type Config struct {
 	// ReconnectWait is the pause between reconnect attempts to an external
 	// server (which go on forever); 0 means 2 s.
 	ReconnectWait time.Duration
+	// TLS, when set, connects to the external server over TLS with this
+	// configuration (a tls:// URL alone uses the system's CAs).
+	TLS *tls.Config
+	// CredentialsFile, when set, authenticates with a NATS credentials file
+	// (user JWT and NKey seed), as decentralised auth issues them. A user
+	// and password or a token go in the URL instead.
+	CredentialsFile string
 }
 
 // EmbeddedConfig configures the in-process server.
@@ -142,6 +150,12 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, reg prometheus.Re
 		url = ""
 		opts = append(opts, nats.InProcessServer(srv))
 	} else {
+		if cfg.TLS != nil {
+			opts = append(opts, nats.Secure(cfg.TLS.Clone()))
+		}
+		if cfg.CredentialsFile != "" {
+			opts = append(opts, nats.UserCredentials(cfg.CredentialsFile))
+		}
 		opts = append(opts,
 			nats.MaxReconnects(-1),
 			nats.ReconnectWait(cfg.ReconnectWait),
