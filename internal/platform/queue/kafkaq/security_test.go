@@ -14,6 +14,7 @@ import (
 
 	"github.com/waypost/waypost/internal/platform/queue"
 	"github.com/waypost/waypost/internal/platform/queue/kafkaq"
+	"github.com/waypost/waypost/internal/platform/queue/queuetest"
 	"github.com/waypost/waypost/internal/platform/testenv"
 )
 
@@ -46,26 +47,7 @@ func TestTLSAndSASL(t *testing.T) {
 			cfg := testConfig(c, "sec.")
 			cfg.TLS, cfg.SASL = tt.tls, tt.sasl
 			q := openQueue(t, cfg)
-			ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-			defer cancel()
-			got := make(chan string, 1)
-			sub, err := q.Subscribe(ctx, queue.SubscribeConfig{Topic: "orders", Group: "g"},
-				func(ctx context.Context, d *queue.Delivery) {
-					select {
-					case got <- string(d.Value):
-					default:
-					}
-					_ = d.Ack(ctx)
-				})
-			require.NoError(t, err)
-			t.Cleanup(func() { _ = sub.Close(context.Background()) })
-			require.NoError(t, q.Publish(ctx, queue.Message{Topic: "orders", Key: "k", Value: []byte("hello")}))
-			select {
-			case v := <-got:
-				require.Equal(t, "hello", v)
-			case <-ctx.Done():
-				t.Fatal("no delivery through the secured cluster")
-			}
+			queuetest.RoundTrip(t, q)
 		})
 	}
 

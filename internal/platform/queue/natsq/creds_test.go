@@ -1,7 +1,6 @@
 package natsq_test
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/waypost/waypost/internal/platform/queue"
 	"github.com/waypost/waypost/internal/platform/queue/natsq"
+	"github.com/waypost/waypost/internal/platform/queue/queuetest"
 )
 
 // TestCredentialsFile connects with a credentials file to a server in
@@ -71,32 +71,7 @@ func TestCredentialsFile(t *testing.T) {
 		return path
 	}
 
-	q, err := natsq.New(t.Context(), natsq.Config{URL: url, CredentialsFile: creds(appKP)}, nil, nil)
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		require.NoError(t, q.Close(ctx))
-	})
-	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-	defer cancel()
-	got := make(chan string, 1)
-	sub, err := q.Subscribe(ctx, queue.SubscribeConfig{Topic: "orders", Group: "g"}, func(ctx context.Context, d *queue.Delivery) {
-		select {
-		case got <- string(d.Value):
-		default:
-		}
-		_ = d.Ack(ctx)
-	})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = sub.Close(context.Background()) })
-	require.NoError(t, q.Publish(ctx, queue.Message{Topic: "orders", Key: "k", Value: []byte("hello")}))
-	select {
-	case v := <-got:
-		require.Equal(t, "hello", v)
-	case <-ctx.Done():
-		t.Fatal("no delivery with the credentials file")
-	}
+	queuetest.RoundTrip(t, openQueue(t, natsq.Config{URL: url, CredentialsFile: creds(appKP)}))
 
 	// An account the server does not know signs this user.
 	stranger, err := nkeys.CreateAccount()

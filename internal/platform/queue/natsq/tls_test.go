@@ -11,6 +11,7 @@ import (
 
 	"github.com/waypost/waypost/internal/platform/queue"
 	"github.com/waypost/waypost/internal/platform/queue/natsq"
+	"github.com/waypost/waypost/internal/platform/queue/queuetest"
 	"github.com/waypost/waypost/internal/platform/testenv"
 )
 
@@ -27,32 +28,7 @@ func TestTLS(t *testing.T) {
 	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
 	url := fmt.Sprintf("nats://%s", srv.Addr())
 
-	q, err := natsq.New(t.Context(), natsq.Config{URL: url, TLS: pki.ClientTLS()}, nil, nil)
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		require.NoError(t, q.Close(ctx))
-	})
-	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-	defer cancel()
-	got := make(chan string, 1)
-	sub, err := q.Subscribe(ctx, queue.SubscribeConfig{Topic: "orders", Group: "g"}, func(ctx context.Context, d *queue.Delivery) {
-		select {
-		case got <- string(d.Value):
-		default:
-		}
-		_ = d.Ack(ctx)
-	})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = sub.Close(context.Background()) })
-	require.NoError(t, q.Publish(ctx, queue.Message{Topic: "orders", Key: "k", Value: []byte("hello")}))
-	select {
-	case v := <-got:
-		require.Equal(t, "hello", v)
-	case <-ctx.Done():
-		t.Fatal("no delivery over TLS")
-	}
+	queuetest.RoundTrip(t, openQueue(t, natsq.Config{URL: url, TLS: pki.ClientTLS()}))
 
 	for name, cfg := range map[string]natsq.Config{
 		"no tls":   {URL: url},
@@ -63,4 +39,17 @@ func TestTLS(t *testing.T) {
 			require.ErrorIs(t, err, queue.ErrUnavailable)
 		})
 	}
+}
+
+// openQueue opens cfg's queue, closed when the test ends.
+func openQueue(t *testing.T, cfg natsq.Config) *natsq.Queue {
+	t.Helper()
+	q, err := natsq.New(t.Context(), cfg, nil, nil)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		require.NoError(t, q.Close(ctx))
+	})
+	return q
 }
