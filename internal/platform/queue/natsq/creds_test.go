@@ -71,7 +71,7 @@ func TestCredentialsFile(t *testing.T) {
 		return path
 	}
 
-	queuetest.RoundTrip(t, openQueue(t, natsq.Config{URL: url, CredentialsFile: creds(appKP)}))
+	queuetest.RoundTrip(t, openQueue(t, natsq.Config{URL: url, CredentialsFile: creds(appKP)}, nil))
 
 	// An account the server does not know signs this user.
 	stranger, err := nkeys.CreateAccount()

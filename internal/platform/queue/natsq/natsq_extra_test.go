@@ -3,7 +3,6 @@ package natsq_test
 import (
 	"context"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
@@ -15,14 +14,7 @@ import (
 
 func newEmbedded(t *testing.T, reg prometheus.Registerer) *natsq.Queue {
 	t.Helper()
-	q, err := natsq.New(t.Context(), natsq.Config{Embedded: &natsq.EmbeddedConfig{StoreDir: t.TempDir()}}, nil, reg)
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		require.NoError(t, q.Close(ctx))
-	})
-	return q
+	return openQueue(t, natsq.Config{Embedded: &natsq.EmbeddedConfig{StoreDir: t.TempDir()}}, reg)
 }
 
 func TestNewRejectsBadConfig(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
 	"github.com/waypost/waypost/internal/platform/queue"
@@ -28,7 +29,7 @@ func TestTLS(t *testing.T) {
 	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
 	url := fmt.Sprintf("nats://%s", srv.Addr())
 
-	queuetest.RoundTrip(t, openQueue(t, natsq.Config{URL: url, TLS: pki.ClientTLS()}))
+	queuetest.RoundTrip(t, openQueue(t, natsq.Config{URL: url, TLS: pki.ClientTLS()}, nil))
 
 	for name, cfg := range map[string]natsq.Config{
 		"no tls":   {URL: url},
@@ -41,10 +42,11 @@ func TestTLS(t *testing.T) {
 	}
 }
 
-// openQueue opens cfg's queue, closed when the test ends.
-func openQueue(t *testing.T, cfg natsq.Config) *natsq.Queue {
+// openQueue opens cfg's queue, its metrics in reg (nil: none), closed when
+// the test ends.
+func openQueue(t *testing.T, cfg natsq.Config, reg prometheus.Registerer) *natsq.Queue {
 	t.Helper()
-	q, err := natsq.New(t.Context(), cfg, nil, nil)
+	q, err := natsq.New(t.Context(), cfg, nil, reg)
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
