@@ -174,19 +174,7 @@ func (g *GRPC) fetchWaybills(ctx context.Context, nos []string) ([]batchResult[h
 	if err != nil {
 		return nil, translate(cctx, "order centre", hub.CodeUnknownWaybill, err)
 	}
-	found := make(map[string]*orderv1.Waybill, len(resp.GetWaybills()))
-	for _, w := range resp.GetWaybills() {
-		found[w.GetWaybillNo()] = w
-	}
-	out := make([]batchResult[hub.Waybill], len(nos))
-	for i, no := range nos {
-		if w, ok := found[no]; ok {
-			out[i].val = waybillOf(w)
-		} else {
-			out[i].err = unknownWaybill(no)
-		}
-	}
-	return out, nil
+	return byWaybill(nos, resp.GetWaybills(), (*orderv1.Waybill).GetWaybillNo, waybillOf), nil
 }
 
 func waybillOf(w *orderv1.Waybill) hub.Waybill {
@@ -248,6 +236,25 @@ func billingVerdict(r *billingv1.CheckResponse) hub.BillingVerdict {
 	return hub.BillingVerdict{OK: r.GetOk(), ReasonCode: r.GetReasonCode(), Message: r.GetMessage()}
 }
 
+// byWaybill puts a batch call's answers, which come keyed by waybill number
+// in any order, in the order of nos; a number without an answer is refused
+// as unknown.
+func byWaybill[P any, V any](nos []string, answers []P, no func(P) string, conv func(P) V) []batchResult[V] {
+	found := make(map[string]P, len(answers))
+	for _, a := range answers {
+		found[no(a)] = a
+	}
+	out := make([]batchResult[V], len(nos))
+	for i, n := range nos {
+		if a, ok := found[n]; ok {
+			out[i].val = conv(a)
+		} else {
+			out[i].err = unknownWaybill(n)
+		}
+	}
+	return out
+}
+
 // unknownWaybill is the refusal of a waybill a batch call reports missing,
 // worded as the sandbox words a single call's NOT_FOUND.
 func unknownWaybill(no string) error {
@@ -277,19 +284,7 @@ func (g *GRPC) fetchStatuses(ctx context.Context, nos []string) ([]batchResult[h
 	if err != nil {
 		return nil, translate(cctx, "delivery", hub.CodeUnknownWaybill, err)
 	}
-	found := make(map[string]*deliveryv1.GetStatusResponse, len(resp.GetStatuses()))
-	for _, st := range resp.GetStatuses() {
-		found[st.GetWaybillNo()] = st
-	}
-	out := make([]batchResult[hub.DeliveryStatus], len(nos))
-	for i, no := range nos {
-		if st, ok := found[no]; ok {
-			out[i].val = deliveryStatusOf(st)
-		} else {
-			out[i].err = unknownWaybill(no)
-		}
-	}
-	return out, nil
+	return byWaybill(nos, resp.GetStatuses(), (*deliveryv1.GetStatusResponse).GetWaybillNo, deliveryStatusOf), nil
 }
 
 func deliveryStatusOf(r *deliveryv1.GetStatusResponse) hub.DeliveryStatus {
