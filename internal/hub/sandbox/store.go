@@ -138,7 +138,7 @@ func newStore(db *sqldb.DB, now func() time.Time) *store {
 	s := &store{db: db, now: now, plans: make(map[string]cachedPlan), planTTL: snapshotTTL,
 		wbCache: newWaybillCache(now, snapshotTTL)}
 	if db.Dialect == sqldb.SQLite {
-		s.stmts = stmtcache.New(db.DB)
+		s.stmts = stmtcache.New(db.DB, db.Writes())
 	}
 	return s
 }

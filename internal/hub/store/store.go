@@ -36,23 +36,16 @@ type Store struct {
 	db *sqldb.DB
 	// stmts keeps the store's queries prepared on SQLite, where parsing a
 	// statement costs more than running it (nil elsewhere).
+	// On SQLite, transactions queue for sqldb's one write connection before
+	// they begin, and the pool hands it over at once.
 	stmts *stmtcache.Cache
-	// writer queues this process's SQLite transactions before they begin
-	// (a one-slot semaphore, so a caller whose context ends stops waiting).
-	// SQLite lets one writer in at a time and a writer that finds the lock
-	// taken sleeps in the busy handler (1 ms, 2 ms, 5 ms, … up to 100 ms)
-	// rather than being woken when it frees, so concurrent scans would
-	// spend most of their time asleep; the queue hands the lock over at
-	// once. Other processes are still kept apart by SQLite's own lock.
-	writer chan struct{}
 }
 
 // New returns a store over a database migrated with Migrations.
 func New(db *sqldb.DB) *Store {
 	s := &Store{db: db}
 	if db.Dialect == sqldb.SQLite {
-		s.stmts = stmtcache.New(db.DB)
-		s.writer = make(chan struct{}, 1)
+		s.stmts = stmtcache.New(db.DB, db.Writes())
 	}
 	return s
 }
@@ -72,14 +65,6 @@ func (s *Store) InTx(ctx context.Context, fn func(tx *Tx) error) error {
 	// Statements first met inside an earlier transaction are prepared now,
 	// while this goroutine holds no connection.
 	s.stmts.Warm(ctx)
-	if s.writer != nil {
-		select {
-		case s.writer <- struct{}{}:
-			defer func() { <-s.writer }()
-		case <-ctx.Done():
-			return fmt.Errorf("hub store: wait to write: %w", ctx.Err())
-		}
-	}
 	return s.db.InTx(ctx, func(tx *sql.Tx) error {
 		return fn(&Tx{q: s.stmts.On(tx), d: s.db.Dialect})
 	})

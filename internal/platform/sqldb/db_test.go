@@ -1,6 +1,7 @@
 package sqldb_test
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -216,5 +217,62 @@ func TestInTx(t *testing.T) {
 		err = db.InTx(ctx, func(tx *sql.Tx) error { return insert(tx, "committed") })
 		require.Error(t, err)
 		require.NotContains(t, err.Error(), "sqldb: commit")
+	})
+}
+
+func TestWritesPool(t *testing.T) {
+	t.Run("a SQLite file: one connection of its own", func(t *testing.T) {
+		db := sqltest.New(t, sqldb.SQLite)
+		ctx := t.Context()
+		require.NotSame(t, db.DB, db.Writes())
+		require.Equal(t, 1, db.Writes().Stats().MaxOpenConnections)
+		_, err := db.ExecContext(ctx, "CREATE TABLE kv (k TEXT PRIMARY KEY, v INTEGER NOT NULL)")
+		require.NoError(t, err)
+
+		// A statement prepared on Writes() runs inside InTx's transactions.
+		st, err := db.Writes().PrepareContext(ctx, "INSERT INTO kv (k, v) VALUES (?, ?)")
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = st.Close() })
+		require.NoError(t, db.InTx(ctx, func(tx *sql.Tx) error {
+			_, err := tx.StmtContext(ctx, st).ExecContext(ctx, "a", 1)
+			return err
+		}))
+
+		// While a transaction runs, the next one waits for it in the pool and
+		// gives up when its context ends; reads go on meanwhile.
+		began, release := make(chan struct{}), make(chan struct{})
+		done := make(chan error, 1)
+		go func() {
+			done <- db.InTx(ctx, func(tx *sql.Tx) error {
+				close(began)
+				<-release
+				_, err := tx.ExecContext(ctx, "UPDATE kv SET v = 2 WHERE k = 'a'")
+				return err
+			})
+		}()
+		<-began
+		short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+		defer cancel()
+		err = db.InTx(short, func(*sql.Tx) error { return nil })
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		var v int
+		require.NoError(t, db.QueryRowContext(ctx, "SELECT v FROM kv WHERE k = 'a'").Scan(&v))
+		require.Equal(t, 1, v, "reads see the last commit while a transaction runs")
+		close(release)
+		require.NoError(t, <-done)
+		require.NoError(t, db.QueryRowContext(ctx, "SELECT v FROM kv WHERE k = 'a'").Scan(&v))
+		require.Equal(t, 2, v)
+	})
+	t.Run("in-memory SQLite and the network engines: the pool itself", func(t *testing.T) {
+		mem, err := sqldb.Open(t.Context(), "sqlite::memory:", nil)
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = mem.Close() })
+		require.Same(t, mem.DB, mem.Writes())
+		for _, d := range []sqldb.Dialect{sqldb.MySQL, sqldb.Postgres} {
+			t.Run(string(d), func(t *testing.T) {
+				db := sqltest.New(t, d)
+				require.Same(t, db.DB, db.Writes())
+			})
+		}
 	})
 }

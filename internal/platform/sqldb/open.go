@@ -199,11 +199,27 @@ func openSQLite(dsn string) (*DB, error) {
 		sqlDB.SetMaxIdleConns(1)
 		sqlDB.SetConnMaxLifetime(0)
 		sqlDB.SetConnMaxIdleTime(0)
-	} else {
-		sqlDB.SetMaxOpenConns(sqliteMaxConns)
-		sqlDB.SetMaxIdleConns(sqliteMaxConns)
+		return &DB{DB: sqlDB, Dialect: SQLite}, nil
 	}
-	return &DB{DB: sqlDB, Dialect: SQLite, lockPath: t.path}, nil
+	sqlDB.SetMaxOpenConns(sqliteMaxConns)
+	sqlDB.SetMaxIdleConns(sqliteMaxConns)
+	// Write transactions get a connection of their own. SQLite has one
+	// writer at a time anyway, so nothing is lost, and a lone writer keeps
+	// its page cache: a connection throws its whole cache away when it
+	// finds that another connection has written since its last
+	// transaction, and writers taking turns on a shared pool did just that
+	// on every commit. Waiters queue in the pool, in order, instead of
+	// polling SQLite's busy handler.
+	writes, err := sql.Open("sqlite", t.driverDSN)
+	if err != nil {
+		_ = sqlDB.Close()
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	writes.SetMaxOpenConns(1)
+	writes.SetMaxIdleConns(1)
+	writes.SetConnMaxLifetime(0)
+	writes.SetConnMaxIdleTime(0)
+	return &DB{DB: sqlDB, Dialect: SQLite, lockPath: t.path, writes: writes}, nil
 }
 
 // parseMySQL accepts mysql://user:pass@tcp(host:port)/db?… (the driver's own

@@ -36,6 +36,9 @@ type DB struct {
 	// lockPath is the SQLite file whose sibling lock file serialises Migrate
 	// across processes; empty for in-memory SQLite and the network engines.
 	lockPath string
+	// writes is the pool of write transactions when it is not the DB
+	// itself: for a SQLite file, one connection (see openSQLite).
+	writes *sql.DB
 	// migrateMu serialises Migrate and MigrationStatus calls made through
 	// this handle, which the file lock alone does not (flock is per process).
 	migrateMu sync.Mutex
@@ -103,10 +106,31 @@ func Rebind(d Dialect, query string) string {
 	return b.String()
 }
 
+// Writes returns the pool that InTx begins its transactions on; a
+// statement prepared for use inside InTx's transactions (Tx.Stmt) must be
+// prepared on it. For a SQLite file it is one connection of its own, so a
+// write transaction must not wait for another (nested) one; otherwise it is
+// the DB's own pool.
+func (db *DB) Writes() *sql.DB {
+	if db.writes != nil {
+		return db.writes
+	}
+	return db.DB
+}
+
+// Close closes the pools.
+func (db *DB) Close() error {
+	err := db.DB.Close()
+	if db.writes != nil {
+		err = errors.Join(err, db.writes.Close())
+	}
+	return err
+}
+
 // InTx runs fn inside a transaction, committing when fn returns nil and rolling
 // back when it returns an error or panics (the panic is then re-raised).
 func (db *DB) InTx(ctx context.Context, fn func(tx *sql.Tx) error) (err error) {
-	tx, err := db.BeginTx(ctx, nil)
+	tx, err := db.Writes().BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("sqldb: begin transaction: %w", err)
 	}

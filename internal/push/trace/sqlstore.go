@@ -66,10 +66,20 @@ func (s *SQLStore) Insert(ctx context.Context, anchors []push.Anchor) (int64, er
 		anchors = dd.dedupe(append([]push.Anchor(nil), anchors...))
 	}
 	s.dedupers.Put(dd)
+	// The full batch's statement is prepared before the transaction
+	// begins: preparing needs a connection of the pool that the
+	// transaction, on SQLite, holds the only one of.
+	var full *sql.Stmt
+	if len(anchors) >= insertRows && s.db.Dialect == sqldb.SQLite {
+		var err error
+		if full, err = s.fullInsert(ctx); err != nil {
+			return 0, fmt.Errorf("trace: insert %d events: %w", len(anchors), err)
+		}
+	}
 	var added int64
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
 		for from := 0; from < len(anchors); from += insertRows {
-			n, err := s.insert(ctx, tx, anchors[from:min(from+insertRows, len(anchors))])
+			n, err := s.insert(ctx, tx, full, anchors[from:min(from+insertRows, len(anchors))])
 			if err != nil {
 				return err
 			}
@@ -83,17 +93,15 @@ func (s *SQLStore) Insert(ctx context.Context, anchors []push.Anchor) (int64, er
 	return added, nil
 }
 
-func (s *SQLStore) insert(ctx context.Context, tx *sql.Tx, anchors []push.Anchor) (int64, error) {
+// insert writes anchors with full, the prepared statement of insertRows
+// rows, when there are that many and it is not nil.
+func (s *SQLStore) insert(ctx context.Context, tx *sql.Tx, full *sql.Stmt, anchors []push.Anchor) (int64, error) {
 	args := make([]any, 0, 7*len(anchors))
 	for _, a := range anchors {
 		args = append(args, a.EventID, a.MessageID, a.BusinessID, a.Receiver, a.State, a.At.UnixMicro(), a.Detail)
 	}
-	if len(anchors) == insertRows && s.db.Dialect == sqldb.SQLite {
-		st, err := s.fullInsert(ctx)
-		if err != nil {
-			return 0, err
-		}
-		res, err := tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+	if len(anchors) == insertRows && full != nil {
+		res, err := tx.StmtContext(ctx, full).ExecContext(ctx, args...)
 		if err != nil {
 			return 0, err
 		}
@@ -106,12 +114,13 @@ func (s *SQLStore) insert(ctx context.Context, tx *sql.Tx, anchors []push.Anchor
 	return res.RowsAffected()
 }
 
-// fullInsert is the statement of a full batch, prepared once.
+// fullInsert is the statement of a full batch, prepared once on the pool of
+// write transactions. The caller must not hold a connection of that pool.
 func (s *SQLStore) fullInsert(ctx context.Context) (*sql.Stmt, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.full == nil {
-		st, err := s.db.PrepareContext(ctx, s.insertQuery(insertRows))
+		st, err := s.db.Writes().PrepareContext(ctx, s.insertQuery(insertRows))
 		if err != nil {
 			return nil, fmt.Errorf("prepare insert: %w", err)
 		}

@@ -27,21 +27,48 @@ const maxStatements = 256
 // all be waiting for its write lock). So a query first met inside a
 // transaction runs unprepared and is only noted; Warm, called where no
 // connection is held (before a transaction begins), prepares what was noted.
+//
+// Transactions may run on a pool of their own (sqldb.DB.Writes); a
+// statement used inside one is then prepared on that pool, since a
+// transaction can only run statements of its own pool.
 type Cache struct {
-	db      *sql.DB
-	mu      sync.RWMutex
-	m       map[string]*sql.Stmt
-	pending map[string]struct{}
+	db, writes *sql.DB
+	mu         sync.RWMutex
+	m          map[key]*sql.Stmt
+	pending    map[key]struct{}
 }
 
-// New returns a cache over db; a nil db gives a cache that prepares nothing.
-func New(db *sql.DB) *Cache {
-	return &Cache{db: db, m: make(map[string]*sql.Stmt), pending: make(map[string]struct{})}
+// key is a query and whether it is prepared for transactions.
+type key struct {
+	query string
+	tx    bool
 }
 
-func (c *Cache) lookup(query string) *sql.Stmt {
+// New returns a cache over db whose transactions begin on writes (db itself
+// when nil); a nil db gives a cache that prepares nothing.
+func New(db, writes *sql.DB) *Cache {
+	if writes == nil {
+		writes = db
+	}
+	return &Cache{db: db, writes: writes, m: make(map[key]*sql.Stmt), pending: make(map[key]struct{})}
+}
+
+// keyOf is the cache key of query run inside a transaction or not; with one
+// pool for both the two share a statement.
+func (c *Cache) keyOf(query string, tx bool) key {
+	return key{query: query, tx: tx && c.writes != c.db}
+}
+
+func (c *Cache) pool(k key) *sql.DB {
+	if k.tx {
+		return c.writes
+	}
+	return c.db
+}
+
+func (c *Cache) lookup(k key) *sql.Stmt {
 	c.mu.RLock()
-	st := c.m[query]
+	st := c.m[k]
 	c.mu.RUnlock()
 	return st
 }
@@ -54,29 +81,30 @@ func (c *Cache) Stmt(ctx context.Context, query string) *sql.Stmt {
 	if c == nil || c.db == nil {
 		return nil
 	}
-	if st := c.lookup(query); st != nil {
+	k := c.keyOf(query, false)
+	if st := c.lookup(k); st != nil {
 		return st
 	}
-	return c.prepare(ctx, query)
+	return c.prepare(ctx, k)
 }
 
 // prepare prepares query without holding the lock (it may wait for a
 // connection) and keeps the first of two racing preparations.
-func (c *Cache) prepare(ctx context.Context, query string) *sql.Stmt {
+func (c *Cache) prepare(ctx context.Context, k key) *sql.Stmt {
 	c.mu.RLock()
 	full := len(c.m) >= maxStatements
 	c.mu.RUnlock()
 	if full {
 		return nil
 	}
-	st, err := c.db.PrepareContext(ctx, query)
+	st, err := c.pool(k).PrepareContext(ctx, k.query)
 	if err != nil {
 		return nil
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	delete(c.pending, query)
-	if prev, ok := c.m[query]; ok {
+	delete(c.pending, k)
+	if prev, ok := c.m[k]; ok {
 		_ = st.Close()
 		return prev
 	}
@@ -84,15 +112,15 @@ func (c *Cache) prepare(ctx context.Context, query string) *sql.Stmt {
 		_ = st.Close()
 		return nil
 	}
-	c.m[query] = st
+	c.m[k] = st
 	return st
 }
 
 // note remembers a query met inside a transaction for the next Warm.
-func (c *Cache) note(query string) {
+func (c *Cache) note(k key) {
 	c.mu.Lock()
 	if len(c.m)+len(c.pending) < maxStatements {
-		c.pending[query] = struct{}{}
+		c.pending[k] = struct{}{}
 	}
 	c.mu.Unlock()
 }
@@ -111,13 +139,13 @@ func (c *Cache) Warm(ctx context.Context) {
 		return
 	}
 	c.mu.Lock()
-	queries := make([]string, 0, len(c.pending))
-	for q := range c.pending {
-		queries = append(queries, q)
+	keys := make([]key, 0, len(c.pending))
+	for k := range c.pending {
+		keys = append(keys, k)
 	}
 	c.mu.Unlock()
-	for _, q := range queries {
-		c.prepare(ctx, q)
+	for _, k := range keys {
+		c.prepare(ctx, k)
 	}
 }
 
@@ -149,9 +177,10 @@ func (b *bound) stmt(ctx context.Context, query string) *sql.Stmt {
 	if b.tx == nil {
 		return b.c.Stmt(ctx, query)
 	}
-	st := b.c.lookup(query)
+	k := b.c.keyOf(query, true)
+	st := b.c.lookup(k)
 	if st == nil {
-		b.c.note(query)
+		b.c.note(k)
 		return nil
 	}
 	// StmtContext reuses the statement already prepared on the

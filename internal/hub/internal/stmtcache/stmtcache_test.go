@@ -16,7 +16,8 @@ func TestCache(t *testing.T) {
 	db := sqltest.New(t, sqldb.SQLite)
 	_, err := db.ExecContext(ctx, "CREATE TABLE kv (k TEXT PRIMARY KEY, v INTEGER NOT NULL)")
 	require.NoError(t, err)
-	c := New(db.DB)
+	c := New(db.DB, db.Writes())
+	require.NotSame(t, db.DB, db.Writes(), "a SQLite file has a pool of its own for transactions")
 	const insert, get = "INSERT INTO kv (k, v) VALUES (?, ?)", "SELECT v FROM kv WHERE k = ?"
 
 	t.Run("first met in a transaction: runs unprepared, prepared by Warm", func(t *testing.T) {
@@ -24,9 +25,10 @@ func TestCache(t *testing.T) {
 			_, err := c.On(tx).ExecContext(ctx, insert, "a", 1)
 			return err
 		}))
-		require.Nil(t, c.lookup(insert))
+		require.Nil(t, c.lookup(c.keyOf(insert, true)))
 		c.Warm(ctx)
-		require.NotNil(t, c.lookup(insert))
+		require.NotNil(t, c.lookup(c.keyOf(insert, true)))
+		require.Nil(t, c.lookup(c.keyOf(insert, false)), "prepared on the transactions' pool only")
 		require.NoError(t, db.InTx(ctx, func(tx *sql.Tx) error {
 			_, err := c.On(tx).ExecContext(ctx, insert, "b", 2)
 			return err
@@ -43,7 +45,7 @@ func TestCache(t *testing.T) {
 		var v int
 		require.NoError(t, c.On(db.DB).QueryRowContext(ctx, get, "b").Scan(&v))
 		require.Equal(t, 2, v)
-		require.NotNil(t, c.lookup(get))
+		require.NotNil(t, c.lookup(c.keyOf(get, false)))
 		require.ErrorIs(t, c.On(db.DB).QueryRowContext(ctx, get, "zz").Scan(&v), sql.ErrNoRows)
 		rows, err := c.On(db.DB).QueryContext(ctx, "SELECT k FROM kv ORDER BY k")
 		require.NoError(t, err)
@@ -60,7 +62,7 @@ func TestCache(t *testing.T) {
 	t.Run("a bad query reports its error and is not cached", func(t *testing.T) {
 		_, err := c.On(db.DB).ExecContext(ctx, "INSERT INTO nope VALUES (1)")
 		require.Error(t, err)
-		require.Nil(t, c.lookup("INSERT INTO nope VALUES (1)"))
+		require.Nil(t, c.lookup(c.keyOf("INSERT INTO nope VALUES (1)", false)))
 	})
 	t.Run("nil cache passes through", func(t *testing.T) {
 		var nc *Cache
