@@ -51,7 +51,9 @@ func (r *Relay) cycleSQLite(ctx context.Context) (cycleResult, error) {
 	r.observeLag(rows)
 	done, pubErr := r.publish(ctx, rows)
 	if len(done) > 0 {
-		if err := r.mark(ctx, r.db, done); err != nil {
+		// On the write connection: a write on a pooled read connection
+		// would make the write connection drop its page cache.
+		if err := r.mark(ctx, r.db.Writes(), done); err != nil {
 			return res, errors.Join(pubErr, err)
 		}
 		res.published = len(done)
@@ -277,7 +279,7 @@ func (r *Relay) Prune(ctx context.Context) (int64, error) {
 	stmt = r.db.Rebind(stmt)
 	var total int64
 	for range maxPruneRounds {
-		res, err := r.db.ExecContext(ctx, stmt, cutoff, r.cfg.PruneBatch)
+		res, err := r.db.Writes().ExecContext(ctx, stmt, cutoff, r.cfg.PruneBatch)
 		if err != nil {
 			return total, fmt.Errorf("tracking: prune outbox: %w", err)
 		}

@@ -252,7 +252,7 @@ func (s *SQLStore) Prune(ctx context.Context, before time.Time) (int64, error) {
 	query = s.db.Rebind(query)
 	var total int64
 	for {
-		res, err := s.db.ExecContext(ctx, query, before.UnixMicro())
+		res, err := s.db.Writes().ExecContext(ctx, query, before.UnixMicro())
 		if err != nil {
 			return total, fmt.Errorf("trace: prune: %w", err)
 		}

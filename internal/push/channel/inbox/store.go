@@ -105,7 +105,9 @@ func (s *Store) Put(ctx context.Context, m Message) (Message, bool, error) {
 		q = "INSERT INTO inbox_messages (receiver, message_id, business_id, template_id, subject, text, created_at) " +
 			"VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (receiver, message_id) DO NOTHING"
 	}
-	res, err := s.db.ExecContext(ctx, s.db.Rebind(q), m.Receiver, m.MessageID, m.BusinessID, m.TemplateID,
+	// Writes go through the write connection, which on SQLite keeps its
+	// page cache only while no other connection writes.
+	res, err := s.db.Writes().ExecContext(ctx, s.db.Rebind(q), m.Receiver, m.MessageID, m.BusinessID, m.TemplateID,
 		m.Subject, m.Text, m.CreatedAt.UnixMicro())
 	if err != nil {
 		return Message{}, false, fmt.Errorf("inbox: put %s for %s: %w", m.MessageID, m.Receiver, err)
@@ -220,7 +222,7 @@ func (s *Store) CreatedSince(ctx context.Context, since time.Time, after int64, 
 // MarkRead marks one message of receiver read; marking it again keeps the
 // first read time.
 func (s *Store) MarkRead(ctx context.Context, receiver, messageID string) error {
-	if _, err := s.db.ExecContext(ctx, s.db.Rebind("UPDATE inbox_messages SET read_at = ? WHERE receiver = ? AND message_id = ? AND read_at IS NULL"),
+	if _, err := s.db.Writes().ExecContext(ctx, s.db.Rebind("UPDATE inbox_messages SET read_at = ? WHERE receiver = ? AND message_id = ? AND read_at IS NULL"),
 		s.now().UnixMicro(), receiver, messageID); err != nil {
 		return fmt.Errorf("inbox: mark %s read for %s: %w", messageID, receiver, err)
 	}
@@ -235,7 +237,7 @@ func (s *Store) MarkRead(ctx context.Context, receiver, messageID string) error 
 // MarkAllRead marks every unread message of receiver read and returns how
 // many it marked.
 func (s *Store) MarkAllRead(ctx context.Context, receiver string) (int64, error) {
-	res, err := s.db.ExecContext(ctx, s.db.Rebind("UPDATE inbox_messages SET read_at = ? WHERE receiver = ? AND read_at IS NULL"),
+	res, err := s.db.Writes().ExecContext(ctx, s.db.Rebind("UPDATE inbox_messages SET read_at = ? WHERE receiver = ? AND read_at IS NULL"),
 		s.now().UnixMicro(), receiver)
 	if err != nil {
 		return 0, fmt.Errorf("inbox: mark all read for %s: %w", receiver, err)
