@@ -100,6 +100,18 @@ func benchCmd(ctx context.Context, args, environ []string, stdout, stderr io.Wri
 	}
 	fmt.Fprintf(stdout, "bench push: template %d, %s, %s, %d message(s) × %d receiver(s) per request\n",
 		*tmpl, mode, *duration, max(*batch, 1), max(*receivers, 1))
+	// CPU time from here to the last delivery: the server's from its
+	// /metrics, the generator's (with the sink) from the kernel.
+	serverCPU := func() (time.Duration, error) {
+		text, err := c.Metrics(ctx)
+		if err != nil {
+			return 0, err
+		}
+		return bench.ProcessCPU(text)
+	}
+	cpu := &bench.CPU{}
+	serverBefore, serverErr := serverCPU()
+	selfBefore := bench.SelfCPU()
 	res, err := gen.Run(ctx)
 	if err != nil {
 		return fmt.Errorf("bench push: %w", err)
@@ -109,5 +121,12 @@ func benchCmd(ctx context.Context, args, environ []string, stdout, stderr io.Wri
 		sink.Wait(ctx, res.ReceiverMessages, *drain)
 		d = sink.Report(res.Start, res.ReceiverMessages)
 	}
-	return bench.Print(stdout, res, d)
+	cpu.Generator = bench.SelfCPU() - selfBefore
+	if serverErr == nil {
+		var after time.Duration
+		after, serverErr = serverCPU()
+		cpu.Server = after - serverBefore
+	}
+	cpu.ServerErr = serverErr
+	return bench.Print(stdout, res, d, cpu)
 }

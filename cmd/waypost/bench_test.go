@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -30,6 +31,14 @@ func TestBenchPushSetup(t *testing.T) {
 	require.Positive(t, number(t, table, `requests accepted\s+(\d+)`), table)
 	require.Positive(t, number(t, table, `delivered\s+(\d+) of`), table)
 	require.NotContains(t, table, "bad signatures")
+	// CPU per delivery, the server's read from its /metrics.
+	for _, re := range []string{`server CPU\s+(\S+) \(\S+ per delivery\)`, `generator CPU\s+(\S+) \(\S+ per delivery\)`} {
+		m := regexp.MustCompile(re).FindStringSubmatch(table)
+		require.Len(t, m, 2, "%q in:\n%s", re, table)
+		d, err := time.ParseDuration(m[1])
+		require.NoError(t, err)
+		require.Positive(t, d, table)
+	}
 }
 
 func number(t *testing.T, s, re string) int {

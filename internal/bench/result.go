@@ -89,8 +89,8 @@ func (r *Result) ReceiverMessagesPerSecond() float64 {
 	return perSecond(r.ReceiverMessages, r.Elapsed)
 }
 
-// Print writes r, and d when not nil, as a readable table.
-func Print(w io.Writer, r *Result, d *Delivery) error {
+// Print writes r, and d and cpu when not nil, as a readable table.
+func Print(w io.Writer, r *Result, d *Delivery, cpu *CPU) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	row := func(k, format string, a ...any) { fmt.Fprintf(tw, "%s\t"+format+"\n", append([]any{k}, a...)...) }
 	row("elapsed", "%s", r.Elapsed.Round(time.Millisecond))
@@ -125,6 +125,26 @@ func Print(w io.Writer, r *Result, d *Delivery) error {
 		if len(d.EndToEnd) > 0 {
 			row("end-to-end p50", "%s", round(Percentile(d.EndToEnd, 50)))
 			row("end-to-end p99", "%s", round(Percentile(d.EndToEnd, 99)))
+		}
+	}
+	if cpu != nil {
+		n, unit := r.ReceiverMessages, "receiver-message"
+		if d != nil && d.Delivered > 0 {
+			n, unit = d.Delivered, "delivery"
+		}
+		perUnit := func(t time.Duration) string {
+			if n == 0 {
+				return t.Round(time.Millisecond).String()
+			}
+			return fmt.Sprintf("%s (%s per %s)", t.Round(time.Millisecond), round(t/time.Duration(n)), unit)
+		}
+		if cpu.ServerErr != nil {
+			row("server CPU", "unknown: %v", cpu.ServerErr)
+		} else {
+			row("server CPU", "%s", perUnit(cpu.Server))
+		}
+		if cpu.Generator > 0 {
+			row("generator CPU", "%s", perUnit(cpu.Generator))
 		}
 	}
 	return tw.Flush()

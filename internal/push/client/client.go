@@ -59,6 +59,27 @@ func (c *Client) Send(ctx context.Context, req access.SendRequest, idempotencyKe
 	return out, err
 }
 
+// Metrics returns the server's Prometheus text exposition (GET /metrics).
+func (c *Client) Metrics(ctx context.Context) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/metrics", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return nil, fmt.Errorf("read metrics: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, &APIError{Status: resp.StatusCode, Code: "http_" + fmt.Sprint(resp.StatusCode), Message: "GET /metrics"}
+	}
+	return raw, nil
+}
+
 // Do sends a JSON request (body may be nil) and decodes a 2xx answer into
 // out (may be nil); any other answer becomes an *APIError.
 func (c *Client) Do(ctx context.Context, method, path string, hdr http.Header, body, out any) error {
