@@ -196,7 +196,7 @@ func BenchmarkDeliverWebhook(b *testing.B) {
 	}))
 	defer srv.Close()
 	guard := egress.New([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")})
-	client := guard.HTTPClient(0)
+	client := webhook.NewClient(guard)
 	defer client.CloseIdleConnections()
 	wh, err := webhook.New(webhook.Config{URL: srv.URL + "/hook", Secret: "whsec_bench"}, client)
 	require.NoError(b, err)

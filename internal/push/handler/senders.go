@@ -279,10 +279,7 @@ func EmailFactory(guard *egress.Guard, opts ...email.Option) Factory {
 // WebhookFactory builds webhook senders sharing one HTTP client whose every
 // connection goes through guard; a nil guard refuses every internal address.
 func WebhookFactory(guard *egress.Guard, opts ...webhook.Option) Factory {
-	if guard == nil {
-		guard = egress.New(nil)
-	}
-	client := guard.HTTPClient(0)
+	client := webhook.NewClient(guard)
 	return func(_ context.Context, cfg map[string]any) (channel.Sender, error) {
 		var c webhook.Config
 		if err := decodeConfig(cfg, &c); err != nil {

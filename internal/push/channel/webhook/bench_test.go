@@ -37,7 +37,7 @@ func BenchmarkSend(b *testing.B) {
 		w.WriteHeader(http.StatusOK)
 	}))
 	defer srv.Close()
-	client := loopback().HTTPClient(0)
+	client := webhook.NewClient(loopback())
 	defer client.CloseIdleConnections()
 	s, err := webhook.New(webhook.Config{URL: srv.URL + "/hook", Secret: secret}, client)
 	if err != nil {

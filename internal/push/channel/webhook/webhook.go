@@ -4,11 +4,9 @@
 package webhook
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
@@ -16,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/valyala/fasthttp"
 
 	"github.com/waypost/waypost/internal/platform/egress"
 	"github.com/waypost/waypost/internal/push/channel"
@@ -98,24 +98,21 @@ func WithJitter(jitter func(d time.Duration) time.Duration) Option {
 // Sender posts messages to one webhook URL. It is safe for concurrent use.
 type Sender struct {
 	cfg    Config
-	client *http.Client
+	url    *url.URL
+	client *Client
 	now    func() time.Time
 	sleep  func(ctx context.Context, d time.Duration) error
 	jitter func(d time.Duration) time.Duration
 
-	// Built once so a request costs only what differs per delivery.
-	tmpl        *http.Request // method, URL and Host; copied per attempt
-	contentType []string      // header values shared by every request:
-	userAgent   []string      // len == cap, so an append copies
-	signers     *sync.Pool    // of *signer keyed with cfg.Secret
+	signers *sync.Pool // of *signer keyed with cfg.Secret
 }
 
 var _ channel.Sender = (*Sender)(nil)
 
-// New validates cfg and returns a sender using client, which should come from
-// egress.Guard.HTTPClient; a nil client gets one from a guard refusing every
-// internal address.
-func New(cfg Config, client *http.Client, opts ...Option) (channel.Sender, error) {
+// New validates cfg and returns a sender using client, which senders of one
+// process share; a nil client gets one whose guard refuses every internal
+// address.
+func New(cfg Config, client *Client, opts ...Option) (channel.Sender, error) {
 	u, err := url.Parse(cfg.URL)
 	switch {
 	case cfg.URL == "":
@@ -143,25 +140,9 @@ func New(cfg Config, client *http.Client, opts ...Option) (channel.Sender, error
 		cfg.BaseBackoff = DefaultBaseBackoff
 	}
 	if client == nil {
-		client = egress.New(nil).HTTPClient(0)
+		client = NewClient(nil)
 	}
-	// A shallow copy shares the guarded transport but gets our redirect rule:
-	// 307/308 keep the signed POST and are followed (each hop dials through
-	// the guard); 301/302/303 would turn it into a bodiless GET, so the 3xx
-	// is returned instead and reported as a permanent failure.
-	c := *client
-	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
-		if req.Method != http.MethodPost || len(via) >= 10 {
-			return http.ErrUseLastResponse
-		}
-		return nil
-	}
-	tmpl, err := http.NewRequest(http.MethodPost, cfg.URL, nil)
-	if err != nil {
-		return nil, fmt.Errorf("%w: url: %w", ErrConfig, err)
-	}
-	s := &Sender{cfg: cfg, client: &c, now: time.Now, sleep: sleepCtx, jitter: equalJitter,
-		tmpl: tmpl, contentType: []string{"application/json"}, userAgent: []string{UserAgent},
+	s := &Sender{cfg: cfg, url: u, client: client, now: time.Now, sleep: sleepCtx, jitter: equalJitter,
 		signers: newSignerPool(cfg.Secret)}
 	for _, o := range opts {
 		o(s)
@@ -198,19 +179,13 @@ func (s *Sender) Send(ctx context.Context, m channel.Message) (channel.Result, e
 		MessageID: m.MessageID, BusinessID: m.BusinessID, TemplateID: m.TemplateID,
 		Receiver: m.Receiver, Text: m.Text, SentAt: s.now().UTC(),
 	}
-	// The body is not pooled: net/http writes a request's headers and body
-	// in one syscall only when the body is a *bytes.Reader (or another
-	// reader it knows is in memory), which never says when the transport
-	// is done with the bytes. A second write per request costs more than
-	// the allocation.
 	body, err := appendPayload(make([]byte, 0, payloadOverhead+len(p.MessageID)+len(p.BusinessID)+len(p.Receiver)+len(p.Text)), p)
 	if err != nil {
 		return channel.Result{}, fmt.Errorf("webhook: encode %s: %w", m.MessageID, err)
 	}
-	getBody := func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	var lastErr error
 	for attempt := 1; ; attempt++ {
-		res, wait, err := s.attempt(ctx, m.MessageID, body, getBody)
+		res, wait, err := s.attempt(ctx, m.MessageID, body)
 		if err == nil {
 			return res, nil
 		}
@@ -237,68 +212,104 @@ func (s *Sender) backoff(failed int) time.Duration {
 	return min(d, MaxBackoff)
 }
 
-// attempt makes one signed POST of body, read through getBody. A non-nil
-// error is either Permanent or retryable; wait > 0 is a wait the receiver
-// asked for with Retry-After.
-func (s *Sender) attempt(ctx context.Context, messageID string, body []byte, getBody func() (io.ReadCloser, error)) (channel.Result, time.Duration, error) {
-	actx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
-	defer cancel()
-	// Signed per attempt so a retry late in the window still verifies.
-	ts, sig := s.signNow(body)
-	vals := []string{ts, sig, messageID}
-	req := s.tmpl.WithContext(actx)
-	req.Header = http.Header{
-		"Content-Type":  s.contentType,
-		"User-Agent":    s.userAgent,
-		HeaderTimestamp: vals[0:1:1],
-		HeaderSignature: vals[1:2:2],
-		HeaderMessageID: vals[2:3:3],
-	}
-	// GetBody hands a followed redirect or a transport retry a fresh reader.
-	req.Body, _ = getBody()
-	req.GetBody, req.ContentLength = getBody, int64(len(body))
+// maxRedirects bounds the 307/308 hops one attempt follows.
+const maxRedirects = 10
 
-	resp, err := s.client.Do(req)
-	if err != nil {
-		if errors.Is(err, egress.ErrForbidden) {
-			return channel.Result{}, 0, channel.Permanent(err)
-		}
+// attempt makes one signed POST of body, following 307 and 308 redirects
+// (which keep the method and body; each hop is dialed through the guard).
+// 301, 302 and 303 would turn a POST into a bodiless GET, so they are
+// returned as they are, a permanent failure. A non-nil error is either
+// Permanent or retryable; wait > 0 is a wait the receiver asked for with
+// Retry-After.
+func (s *Sender) attempt(ctx context.Context, messageID string, body []byte) (channel.Result, time.Duration, error) {
+	if err := ctx.Err(); err != nil {
 		return channel.Result{}, 0, err
 	}
-	defer resp.Body.Close()
-	code := resp.StatusCode
-	if code >= 200 && code < 300 {
-		// Nothing of a 2xx body is kept: drain as much as the error path
-		// reads, so the connection can be reused.
-		if resp.Body != http.NoBody {
-			_, _ = io.CopyN(io.Discard, resp.Body, snippetBytes+drainBytes)
-		}
-		return channel.Result{ProviderID: resp.Header.Get("X-Request-Id")}, 0, nil
+	deadline := time.Now().Add(s.cfg.Timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
 	}
-	// Read a little of the reply for the error text, and drain so the
-	// connection can be reused.
-	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, snippetBytes))
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, drainBytes))
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer func() {
+		fasthttp.ReleaseRequest(req)
+		fasthttp.ReleaseResponse(resp)
+	}()
+	// Signed per attempt so a retry late in the window still verifies.
+	ts, sig := s.signNow(body)
+	req.Header.SetMethod(fasthttp.MethodPost)
+	req.Header.SetContentType("application/json")
+	req.Header.SetUserAgent(UserAgent)
+	req.Header.Set(HeaderTimestamp, ts)
+	req.Header.Set(HeaderSignature, sig)
+	req.Header.Set(HeaderMessageID, messageID)
+	req.SetBodyRaw(body)
+	target := s.url
+	for hop := 0; ; hop++ {
+		req.SetRequestURI(target.String())
+		err := s.client.fc.DoDeadline(req, resp, deadline)
+		switch {
+		case errors.Is(err, fasthttp.ErrBodyTooLarge):
+			// The status line and headers arrived; the body is not kept.
+		case errors.Is(err, egress.ErrForbidden):
+			return channel.Result{}, 0, channel.Permanent(err)
+		case errors.Is(err, fasthttp.ErrTimeout):
+			return channel.Result{}, 0, fmt.Errorf("%w: %w", context.DeadlineExceeded, err)
+		case err != nil:
+			return channel.Result{}, 0, err
+		}
+		code := resp.StatusCode()
+		if (code != fasthttp.StatusTemporaryRedirect && code != fasthttp.StatusPermanentRedirect) || hop >= maxRedirects {
+			break
+		}
+		next, err := redirect(target, resp.Header.Peek("Location"))
+		if err != nil {
+			return channel.Result{}, 0, channel.Permanent(fmt.Errorf("status %d: %w", code, err))
+		}
+		target = next
+		resp.Reset()
+	}
+	code := resp.StatusCode()
+	if code >= 200 && code < 300 {
+		return channel.Result{ProviderID: string(resp.Header.Peek("X-Request-Id"))}, 0, nil
+	}
+	b := resp.Body()
+	snippet := b[:min(len(b), snippetBytes)]
 	switch {
-	case code == http.StatusTooManyRequests || code == http.StatusRequestTimeout || code >= 500:
-		return channel.Result{}, retryAfter(resp.Header.Get("Retry-After"), s.now()), statusError(resp, snippet)
+	case code == fasthttp.StatusTooManyRequests || code == fasthttp.StatusRequestTimeout || code >= 500:
+		return channel.Result{}, retryAfter(string(resp.Header.Peek("Retry-After")), s.now()), statusError(code, snippet)
 	default:
-		return channel.Result{}, 0, channel.Permanent(statusError(resp, snippet))
+		return channel.Result{}, 0, channel.Permanent(statusError(code, snippet))
 	}
 }
 
-// Bytes of a reply read for the error text, and drained after it.
+// redirect resolves a Location header against the URL that answered.
+func redirect(from *url.URL, location []byte) (*url.URL, error) {
+	if len(location) == 0 {
+		return nil, errors.New("redirect without a Location")
+	}
+	ref, err := url.Parse(string(location))
+	if err != nil {
+		return nil, fmt.Errorf("redirect to a bad Location: %w", err)
+	}
+	to := from.ResolveReference(ref)
+	if to.Scheme != "http" && to.Scheme != "https" {
+		return nil, fmt.Errorf("redirect to %q: not http or https", to.Scheme)
+	}
+	return to, nil
+}
+
+// Bytes of a reply kept for the error text, and the most of a body read.
 const (
 	snippetBytes = 256
 	drainBytes   = 64 << 10
 )
 
-func statusError(resp *http.Response, snippet []byte) error {
+func statusError(code int, snippet []byte) error {
 	text := strings.TrimSpace(string(snippet))
 	if text == "" {
-		return fmt.Errorf("status %d %s", resp.StatusCode, http.StatusText(resp.StatusCode))
+		return fmt.Errorf("status %d %s", code, http.StatusText(code))
 	}
-	return fmt.Errorf("status %d %s: %q", resp.StatusCode, http.StatusText(resp.StatusCode), text)
+	return fmt.Errorf("status %d %s: %q", code, http.StatusText(code), text)
 }
 
 // retryAfter parses Retry-After as seconds or an HTTP date, capped at

@@ -2,12 +2,15 @@ package webhook_test
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -20,7 +23,13 @@ import (
 	"github.com/waypost/waypost/internal/push/channel/webhook"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	// fasthttp's cleaners of idle connections notice that a closed
+	// client's connections are gone only after their next sleep.
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*Client).mCleaner"),
+		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*HostClient).connsCleaner"))
+}
 
 const secret = "whsec_test"
 
@@ -95,7 +104,7 @@ func (h *harness) sender(t *testing.T, cfg webhook.Config, guard *egress.Guard) 
 	if cfg.Secret == "" {
 		cfg.Secret = secret
 	}
-	client := guard.HTTPClient(0)
+	client := webhook.NewClient(guard)
 	t.Cleanup(client.CloseIdleConnections)
 	s, err := webhook.New(cfg, client,
 		webhook.WithClock(func() time.Time { return fixedNow }),
@@ -298,7 +307,7 @@ func TestSendTimeout(t *testing.T) {
 func TestSendContextCanceledStopsRetrying(t *testing.T) {
 	srv := newSink(t, status(500))
 	ctx, cancel := context.WithCancel(context.Background())
-	s, err := webhook.New(webhook.Config{URL: srv.URL, Secret: secret}, loopback().HTTPClient(0),
+	s, err := webhook.New(webhook.Config{URL: srv.URL, Secret: secret}, webhook.NewClient(loopback()),
 		webhook.WithSleep(func(context.Context, time.Duration) error { cancel(); return context.Canceled }))
 	require.NoError(t, err)
 	_, err = s.Send(ctx, msg)
@@ -354,7 +363,7 @@ func TestNewValidation(t *testing.T) {
 // verify under their own secret only, with their own bodies.
 func TestSendConcurrentAccountsSignWithTheirOwnSecret(t *testing.T) {
 	srv := newSink(t, status(http.StatusOK))
-	client := loopback().HTTPClient(0)
+	client := webhook.NewClient(loopback())
 	t.Cleanup(client.CloseIdleConnections)
 	secrets := []string{"whsec_a", "whsec_b"}
 	senders := make([]channel.Sender, len(secrets))
@@ -395,4 +404,60 @@ func TestSendConcurrentAccountsSignWithTheirOwnSecret(t *testing.T) {
 		require.Equal(t, strconv.Itoa(len(r.body)), r.header.Get("Content-Length"))
 	}
 	require.Len(t, seen, 100, "every body is its own")
+}
+
+func TestSendHTTPS(t *testing.T) {
+	var got []string
+	var mu sync.Mutex
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		got = append(got, r.Header.Get("X-Waypost-Message-Id"))
+		mu.Unlock()
+		if webhook.Verify(secret, r.Header, body, time.Now(), time.Minute) != nil {
+			w.WriteHeader(http.StatusUnauthorized)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	roots := x509.NewCertPool()
+	roots.AddCert(srv.Certificate())
+
+	trusting := webhook.NewClient(loopback(), webhook.WithTLSConfig(&tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}))
+	t.Cleanup(trusting.CloseIdleConnections)
+	s, err := webhook.New(webhook.Config{URL: srv.URL + "/hook", Secret: secret}, trusting)
+	require.NoError(t, err)
+	_, err = s.Send(context.Background(), msg)
+	require.NoError(t, err)
+
+	// The system's roots do not know the test server's certificate.
+	plain := webhook.NewClient(loopback())
+	t.Cleanup(plain.CloseIdleConnections)
+	s, err = webhook.New(webhook.Config{URL: srv.URL + "/hook", Secret: secret, MaxAttempts: 1}, plain)
+	require.NoError(t, err)
+	_, err = s.Send(context.Background(), msg)
+	require.ErrorContains(t, err, "certificate")
+	mu.Lock()
+	defer mu.Unlock()
+	require.Equal(t, []string{"m-1"}, got)
+}
+
+func TestSendLargeReplies(t *testing.T) {
+	big := strings.Repeat("x", 1<<20)
+	large := func(code int) func(http.ResponseWriter, *http.Request) {
+		return func(w http.ResponseWriter, _ *http.Request) {
+			w.WriteHeader(code)
+			_, _ = io.WriteString(w, big)
+		}
+	}
+	srv := newSink(t, large(200), large(503), large(200))
+	var h harness
+	s := h.sender(t, webhook.Config{URL: srv.URL}, loopback())
+	_, err := s.Send(context.Background(), msg)
+	require.NoError(t, err, "a 2xx is a delivery, whatever its body")
+	require.Len(t, srv.requests(), 1)
+
+	_, err = s.Send(context.Background(), msg)
+	require.NoError(t, err, "a 503 with a large body is retried")
+	require.Len(t, srv.requests(), 3)
+	require.Len(t, h.sleeps, 1)
 }
