@@ -38,11 +38,15 @@ func sign(secret, ts string, body []byte) string {
 // The signature header may list several comma-separated entries, which lets
 // a secret be rotated. tolerance <= 0 means DefaultTolerance.
 func Verify(secret string, header http.Header, body []byte, now time.Time, tolerance time.Duration) error {
+	return VerifyValues(secret, header.Get(HeaderTimestamp), header.Get(HeaderSignature), body, now, tolerance)
+}
+
+// VerifyValues is Verify given the values of the timestamp and signature
+// headers, for a receiver that does not hold them in an http.Header.
+func VerifyValues(secret, ts, sigs string, body []byte, now time.Time, tolerance time.Duration) error {
 	if tolerance <= 0 {
 		tolerance = DefaultTolerance
 	}
-	ts := header.Get(HeaderTimestamp)
-	sigs := header.Get(HeaderSignature)
 	if ts == "" || sigs == "" {
 		return ErrMissingHeaders
 	}
