@@ -20,6 +20,7 @@ import (
 	"github.com/waypost/waypost/internal/hub/tracking"
 	"github.com/waypost/waypost/internal/platform/queue"
 	"github.com/waypost/waypost/internal/platform/queue/natsq"
+	"github.com/waypost/waypost/internal/platform/queue/natsq/natsqtest"
 	"github.com/waypost/waypost/internal/platform/sqldb"
 	"github.com/waypost/waypost/internal/platform/testenv"
 )
@@ -48,17 +49,10 @@ func testCtx(t testing.TB) context.Context {
 // newNATS starts an embedded JetStream queue in a fresh directory.
 func newNATS(t testing.TB) queue.Queue {
 	t.Helper()
-	q, err := natsq.New(testCtx(t), natsq.Config{
+	return natsqtest.Open(t, natsq.Config{
 		Embedded:     &natsq.EmbeddedConfig{StoreDir: t.TempDir()},
 		StreamPrefix: testenv.UniqueName("T_"),
-	}, nil, nil)
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		require.NoError(t, q.Close(ctx))
-	})
-	return q
+	}, nil)
 }
 
 // clock is a settable clock for the relay.

@@ -12,7 +12,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/waypost/waypost/internal/platform/queue"
-	"github.com/waypost/waypost/internal/platform/queue/natsq"
+	"github.com/waypost/waypost/internal/platform/queue/natsq/natsqtest"
 	"github.com/waypost/waypost/internal/push"
 	"github.com/waypost/waypost/internal/push/access"
 )
@@ -170,9 +170,7 @@ func TestSendQueueDown(t *testing.T) {
 
 func TestSendThroughEmbeddedNATS(t *testing.T) {
 	ctx := context.Background()
-	q, err := natsq.New(ctx, natsq.Config{Embedded: &natsq.EmbeddedConfig{StoreDir: t.TempDir()}}, nil, nil)
-	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, q.Close(context.Background())) })
+	q := natsqtest.Embedded(t)
 
 	e := newEnv(t, newSource(smsTemplate(9)), q, access.Config{})
 	resp := e.send(access.SendRequest{TemplateID: 9, Messages: []access.MessageRequest{

@@ -18,6 +18,7 @@ import (
 	"github.com/waypost/waypost/internal/platform/kv/memkv"
 	"github.com/waypost/waypost/internal/platform/kv/rediskv"
 	"github.com/waypost/waypost/internal/platform/queue"
+	"github.com/waypost/waypost/internal/platform/queue/natsq/natsqtest"
 	"github.com/waypost/waypost/internal/platform/sqldb"
 	"github.com/waypost/waypost/internal/platform/sqldb/sqltest"
 	"github.com/waypost/waypost/internal/platform/testenv"
@@ -181,7 +182,7 @@ func preparePipeline(b *testing.B) *pipeline {
 	b.Helper()
 	kvs := memkv.New()
 	b.Cleanup(func() { _ = kvs.Close() })
-	p := &pipeline{q: newQueue(b), store: trace.NewSQLStore(sqltest.New(b, sqldb.SQLite, trace.Migrations()))}
+	p := &pipeline{q: natsqtest.Embedded(b), store: trace.NewSQLStore(sqltest.New(b, sqldb.SQLite, trace.Migrations()))}
 	// The views' clock runs two minutes behind, so the messages of the run
 	// are newer than the views' start and the realtime path is what is
 	// measured (a fresh process answers its first minute from the detail

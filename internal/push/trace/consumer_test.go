@@ -16,6 +16,7 @@ import (
 	"github.com/waypost/waypost/internal/platform/fakeclock"
 	"github.com/waypost/waypost/internal/platform/kv"
 	"github.com/waypost/waypost/internal/platform/queue"
+	"github.com/waypost/waypost/internal/platform/queue/natsq/natsqtest"
 	"github.com/waypost/waypost/internal/platform/sqldb"
 	"github.com/waypost/waypost/internal/platform/sqldb/sqltest"
 	"github.com/waypost/waypost/internal/push"
@@ -89,7 +90,7 @@ func publishTraffic(t *testing.T, q queue.Queue, all []push.Anchor) {
 }
 
 func TestConsumersWriteEveryAnchorOnce(t *testing.T) {
-	q := newQueue(t)
+	q := natsqtest.Embedded(t)
 	c := fakeclock.New(t0)
 	views, _ := primed(t, c, trace.ViewConfig{})
 	db := sqltest.New(t, sqldb.SQLite, trace.Migrations())
@@ -117,7 +118,7 @@ func TestConsumersWriteEveryAnchorOnce(t *testing.T) {
 // of the same groups take the redeliveries over. Every count, list and row
 // ends exact.
 func TestAggregatorKilledMidBatch(t *testing.T) {
-	q := newQueue(t)
+	q := natsqtest.Embedded(t)
 	c := fakeclock.New(t0)
 	views, store := primed(t, c, trace.ViewConfig{})
 	broken := &halfKV{Store: store}
@@ -301,7 +302,7 @@ func counter(t *testing.T, reg *prometheus.Registry, name, group string) float64
 }
 
 func TestConsumerCloseWithoutTraffic(t *testing.T) {
-	q := newQueue(t)
+	q := natsqtest.Embedded(t)
 	c, err := trace.NewConsumer(q, trace.SinkFunc(func(context.Context, []push.Anchor) error { return nil }),
 		trace.ConsumerConfig{Group: trace.ViewsGroup}, nil, nil)
 	require.NoError(t, err)
@@ -318,7 +319,7 @@ func TestConsumerCloseWithoutTraffic(t *testing.T) {
 // receiver set per message, and published twice (a producer's retry), end
 // in the views and the detail store exactly as one anchor each would.
 func TestConsumersExpandReceiverSets(t *testing.T) {
-	q := newQueue(t)
+	q := natsqtest.Embedded(t)
 	c := fakeclock.New(t0)
 	views, _ := primed(t, c, trace.ViewConfig{})
 	db := sqltest.New(t, sqldb.SQLite, trace.Migrations())

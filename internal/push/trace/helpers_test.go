@@ -12,7 +12,6 @@ import (
 	"github.com/waypost/waypost/internal/platform/fakeclock"
 	"github.com/waypost/waypost/internal/platform/kv/memkv"
 	"github.com/waypost/waypost/internal/platform/queue"
-	"github.com/waypost/waypost/internal/platform/queue/natsq"
 	"github.com/waypost/waypost/internal/push"
 )
 
@@ -32,18 +31,6 @@ func newKV(t testing.TB, c *fakeclock.Clock) *memkv.Store {
 	s := memkv.New(memkv.WithClock(c.Now), memkv.WithSweepInterval(0))
 	t.Cleanup(func() { require.NoError(t, s.Close()) })
 	return s
-}
-
-func newQueue(t testing.TB) *natsq.Queue {
-	t.Helper()
-	q, err := natsq.New(context.Background(), natsq.Config{Embedded: &natsq.EmbeddedConfig{StoreDir: t.TempDir()}}, nil, nil)
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		require.NoError(t, q.Close(ctx))
-	})
-	return q
 }
 
 // publishOne publishes each anchor as its own message, as the access layer does.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/waypost/waypost/internal/platform/queue"
 	"github.com/waypost/waypost/internal/platform/queue/natsq"
+	"github.com/waypost/waypost/internal/platform/queue/natsq/natsqtest"
 	"github.com/waypost/waypost/internal/platform/queue/queuetest"
 )
 
@@ -71,7 +72,7 @@ func TestCredentialsFile(t *testing.T) {
 		return path
 	}
 
-	queuetest.RoundTrip(t, openQueue(t, natsq.Config{URL: url, CredentialsFile: creds(appKP)}, nil))
+	queuetest.RoundTrip(t, natsqtest.Open(t, natsq.Config{URL: url, CredentialsFile: creds(appKP)}, nil))
 
 	// An account the server does not know signs this user.
 	stranger, err := nkeys.CreateAccount()

@@ -9,12 +9,13 @@ import (
 
 	"github.com/waypost/waypost/internal/platform/queue"
 	"github.com/waypost/waypost/internal/platform/queue/natsq"
+	"github.com/waypost/waypost/internal/platform/queue/natsq/natsqtest"
 	"github.com/waypost/waypost/internal/platform/testenv"
 )
 
 func newEmbedded(t *testing.T, reg prometheus.Registerer) *natsq.Queue {
 	t.Helper()
-	return openQueue(t, natsq.Config{Embedded: &natsq.EmbeddedConfig{StoreDir: t.TempDir()}}, reg)
+	return natsqtest.Open(t, natsq.Config{Embedded: &natsq.EmbeddedConfig{StoreDir: t.TempDir()}}, reg)
 }
 
 func TestNewRejectsBadConfig(t *testing.T) {

@@ -1,17 +1,16 @@
 package natsq_test
 
 import (
-	"context"
 	"fmt"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
 	"github.com/waypost/waypost/internal/platform/queue"
 	"github.com/waypost/waypost/internal/platform/queue/natsq"
+	"github.com/waypost/waypost/internal/platform/queue/natsq/natsqtest"
 	"github.com/waypost/waypost/internal/platform/queue/queuetest"
 	"github.com/waypost/waypost/internal/platform/testenv"
 )
@@ -29,7 +28,7 @@ func TestTLS(t *testing.T) {
 	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
 	url := fmt.Sprintf("nats://%s", srv.Addr())
 
-	queuetest.RoundTrip(t, openQueue(t, natsq.Config{URL: url, TLS: pki.ClientTLS()}, nil))
+	queuetest.RoundTrip(t, natsqtest.Open(t, natsq.Config{URL: url, TLS: pki.ClientTLS()}, nil))
 
 	for name, cfg := range map[string]natsq.Config{
 		"no tls":   {URL: url},
@@ -40,18 +39,4 @@ func TestTLS(t *testing.T) {
 			require.ErrorIs(t, err, queue.ErrUnavailable)
 		})
 	}
-}
-
-// openQueue opens cfg's queue, its metrics in reg (nil: none), closed when
-// the test ends.
-func openQueue(t *testing.T, cfg natsq.Config, reg prometheus.Registerer) *natsq.Queue {
-	t.Helper()
-	q, err := natsq.New(t.Context(), cfg, nil, reg)
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		require.NoError(t, q.Close(ctx))
-	})
-	return q
 }
