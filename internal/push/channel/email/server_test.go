@@ -2,15 +2,9 @@ package email_test
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"io"
-	"math/big"
 	"net"
 	"strconv"
 	"sync"
@@ -20,6 +14,8 @@ import (
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 	"github.com/stretchr/testify/require"
+
+	"github.com/waypost/waypost/internal/platform/testenv"
 )
 
 // received is one mail the test SMTP server accepted.
@@ -128,9 +124,9 @@ func startServer(t *testing.T, be *backend, mode serverMode) int {
 	require.NoError(t, err)
 	switch mode {
 	case modeStartTLS:
-		srv.TLSConfig = selfSigned(t)
+		srv.TLSConfig = testenv.NewPKI(t, "localhost").ServerTLS()
 	case modeImplicitTLS:
-		srv.TLSConfig = selfSigned(t)
+		srv.TLSConfig = testenv.NewPKI(t, "localhost").ServerTLS()
 		l = tls.NewListener(l, srv.TLSConfig)
 	}
 	done := make(chan struct{})
@@ -151,29 +147,6 @@ func startServer(t *testing.T, be *backend, mode serverMode) int {
 	p, err := strconv.Atoi(port)
 	require.NoError(t, err)
 	return p
-}
-
-// selfSigned makes a throw-away certificate for 127.0.0.1 and localhost.
-func selfSigned(t *testing.T) *tls.Config {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "localhost"},
-		DNSNames:     []string{"localhost"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	require.NoError(t, err)
-	return &tls.Config{
-		Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}},
-		MinVersion:   tls.VersionTLS12,
-	}
 }
 
 // normalizeCRLF makes SMTP data comparable with Go string literals.
