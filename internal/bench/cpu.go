@@ -1,12 +1,12 @@
 package bench
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 // CPU is the processor time a run cost: the server's, read from its
@@ -29,25 +29,22 @@ const cpuMetric = "process_cpu_seconds_total"
 // ProcessCPU returns the value of process_cpu_seconds_total in a Prometheus
 // text exposition.
 func ProcessCPU(exposition []byte) (time.Duration, error) {
-	sc := bufio.NewScanner(bytes.NewReader(exposition))
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for sc.Scan() {
-		rest, ok := strings.CutPrefix(sc.Text(), cpuMetric)
-		if !ok || (rest != "" && rest[0] != ' ' && rest[0] != '\t') {
-			continue // another metric, or this one's # HELP / # TYPE
-		}
-		fields := strings.Fields(rest)
-		if len(fields) == 0 {
-			break
-		}
-		secs, err := strconv.ParseFloat(fields[0], 64)
-		if err != nil || secs < 0 {
-			return 0, fmt.Errorf("bench: %s: bad value %q", cpuMetric, fields[0])
-		}
-		return time.Duration(secs * float64(time.Second)), nil
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	mfs, err := p.TextToMetricFamilies(bytes.NewReader(exposition))
+	if err != nil {
+		return 0, fmt.Errorf("bench: bad value or format in the server's metrics: %w", err)
 	}
-	if err := sc.Err(); err != nil {
-		return 0, fmt.Errorf("bench: read metrics: %w", err)
+	mf := mfs[cpuMetric]
+	if mf == nil || len(mf.GetMetric()) == 0 {
+		return 0, fmt.Errorf("bench: no %s in the server's metrics", cpuMetric)
 	}
-	return 0, fmt.Errorf("bench: no %s in the server's metrics", cpuMetric)
+	m := mf.GetMetric()[0]
+	secs := m.GetCounter().GetValue()
+	if m.GetCounter() == nil {
+		secs = m.GetUntyped().GetValue()
+	}
+	if secs < 0 {
+		return 0, fmt.Errorf("bench: %s: bad value %g", cpuMetric, secs)
+	}
+	return time.Duration(secs * float64(time.Second)), nil
 }
