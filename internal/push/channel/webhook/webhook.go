@@ -243,9 +243,10 @@ func (s *Sender) attempt(ctx context.Context, messageID string, body []byte) (ch
 	req.Header.Set(HeaderSignature, sig)
 	req.Header.Set(HeaderMessageID, messageID)
 	req.SetBodyRaw(body)
-	target := s.url
+	// The account's URL as given for the first hop, as it was validated.
+	target, uri := s.url, s.cfg.URL
 	for hop := 0; ; hop++ {
-		req.SetRequestURI(target.String())
+		req.SetRequestURI(uri)
 		err := s.client.fc.DoDeadline(req, resp, deadline)
 		switch {
 		case errors.Is(err, fasthttp.ErrBodyTooLarge):
@@ -265,7 +266,7 @@ func (s *Sender) attempt(ctx context.Context, messageID string, body []byte) (ch
 		if err != nil {
 			return channel.Result{}, 0, channel.Permanent(fmt.Errorf("status %d: %w", code, err))
 		}
-		target = next
+		target, uri = next, next.String()
 		resp.Reset()
 	}
 	code := resp.StatusCode()
